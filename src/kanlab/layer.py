@@ -1,0 +1,198 @@
+"""KANLayer: a matrix of learnable 1-D functions phi_{o,i}(x) = w_b b(x) + w_s spline(x)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from . import kernels, splines
+from .activations import base_function
+from .validation import check_input
+
+__all__ = ["KANLayer"]
+
+
+class KANLayer(nn.Module):
+    """A Kolmogorov-Arnold layer: ``y_o = sum_i phi_{o,i}(x_i)``.
+
+    Each edge computes ``phi(x) = w_b * b(x) + w_s * sum_m c_m B_m(x)`` with B-spline
+    bases ``B_m`` of order ``spline_order`` on a per-input grid of ``grid_size``
+    intervals (``grid_size + spline_order`` bases).
+
+    Inputs outside the grid range are well defined: the spline is continued on ``k``
+    extra knots on each side with partial bases, and is exactly zero beyond those;
+    the base branch carries the signal everywhere. ``update_grid`` moves the grid
+    to the data.
+
+    Args:
+        in_features, out_features: number of inputs and outputs.
+        grid_size: number of grid intervals G (>= 1).
+        spline_order: B-spline order k (>= 1; 3 = cubic).
+        grid_range: the initial grid's range (lo, hi).
+        base_activation: name of b(x), see :data:`kanlab.activations.BASE_ACTIVATIONS`.
+        grid_eps: mix of the uniform and the quantile grid in ``update_grid`` (1 = uniform).
+        noise_scale: amplitude of the noise the splines are initialised to fit.
+        generator: random source for the initialisation.
+
+    Shape:
+        input ``(..., in_features)`` -> output ``(..., out_features)``.
+
+    Example:
+        >>> layer = KANLayer(2, 3, generator=torch.Generator().manual_seed(0))
+        >>> layer(torch.zeros(4, 2)).shape
+        torch.Size([4, 3])
+    """
+
+    def __init__(self, in_features: int, out_features: int, grid_size: int = 5, spline_order: int = 3,
+                 grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 0.02,
+                 noise_scale: float = 0.1, dtype=None, device=None, generator: torch.Generator | None = None):
+        super().__init__()
+        _check_positive_int("in_features", in_features)
+        _check_positive_int("out_features", out_features)
+        _check_positive_int("grid_size", grid_size)
+        _check_positive_int("spline_order", spline_order)
+        base_function(base_activation)  # validates the name
+        lo, hi = (float(v) for v in grid_range)
+        if not lo < hi:
+            raise ValueError(f"grid_range must be (lo, hi) with lo < hi, got {grid_range!r}")
+        if not 0.0 <= grid_eps <= 1.0:
+            raise ValueError(f"grid_eps must be in [0, 1], got {grid_eps!r}")
+        self.in_features, self.out_features = in_features, out_features
+        self.grid_size, self.spline_order = grid_size, spline_order
+        self.grid_range = (lo, hi)
+        self.base_activation, self.grid_eps, self.noise_scale = base_activation, grid_eps, noise_scale
+        factory = {"dtype": dtype, "device": device}
+        n_basis = grid_size + spline_order
+        self.register_buffer("grid", splines.uniform_grid(in_features, grid_size, spline_order,
+                                                          self.grid_range, **factory))
+        self.register_buffer("mask", torch.ones(out_features, in_features, **factory))
+        self.coef = nn.Parameter(torch.empty(out_features, in_features, n_basis, **factory))
+        self.scale_base = nn.Parameter(torch.empty(out_features, in_features, **factory))
+        self.scale_spline = nn.Parameter(torch.empty(out_features, in_features, **factory))
+        self._uniform = True
+        self.reset_parameters(generator)
+
+    # ------------------------------------------------------------------ set-up
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Splines fit small noise (near zero), ``w_b`` Xavier-uniform, ``w_s = 1``."""
+        with torch.no_grad():
+            n_in, n_out, g = self.in_features, self.out_features, self.grid_size
+            points = self.grid[:, self.spline_order: self.spline_order + g + 1].T  # (G+1, n_in)
+            noise = torch.rand(g + 1, n_out, n_in, generator=generator, dtype=self.coef.dtype,
+                               device="cpu").to(self.coef.device)
+            noise = (noise - 0.5) * self.noise_scale / g
+            self.coef.copy_(splines.curve_to_coef(points, noise, self.grid, self.spline_order))
+            bound = math.sqrt(6.0 / (n_in + n_out))
+            base = torch.rand(n_out, n_in, generator=generator, dtype=self.coef.dtype, device="cpu")
+            self.scale_base.copy_(((base * 2 - 1) * bound).to(self.coef.device))
+            self.scale_spline.fill_(1.0)
+            self.mask.fill_(1.0)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"grid_size={self.grid_size}, spline_order={self.spline_order}, "
+                f"base_activation={self.base_activation!r}")
+
+    @property
+    def n_basis(self) -> int:
+        return self.grid_size + self.spline_order
+
+    def set_grid(self, grid: Tensor) -> None:
+        """Replace the knot vectors ``(n_in, G + 2k + 1)``; coefficients are left as they are."""
+        expected = (self.in_features, self.grid_size + 2 * self.spline_order + 1)
+        if tuple(grid.shape) != expected:
+            raise ValueError(f"grid must have shape {expected}, got {tuple(grid.shape)}")
+        if not bool((grid.diff(dim=1) >= 0).all()):
+            raise ValueError("grid must be non-decreasing along each row")
+        self.grid.copy_(grid)
+        self._uniform = splines.grid_is_uniform(self.grid)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._uniform = splines.grid_is_uniform(self.grid)
+
+    # ------------------------------------------------------------------ compute
+    def forward(self, x: Tensor) -> Tensor:
+        check_input(x, self.in_features, "x")
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.in_features)  # (N, n_in)
+        y = kernels.kan_linear(flat, self.grid, self.coef, self.scale_base * self.mask,
+                               self.scale_spline * self.mask, self.spline_order,
+                               self.base_activation, uniform=self._uniform)
+        return y.reshape(*lead, self.out_features)
+
+    def edges(self, x: Tensor) -> Tensor:
+        """Every edge's value ``phi_{o,i}(x_i)`` (masked edges are zero).
+
+        Shape: ``(N, n_in)`` -> ``(N, n_out, n_in)``.
+        """
+        check_input(x, self.in_features, "x")
+        return kernels.kan_edges_reference(x.reshape(-1, self.in_features), self.grid, self.coef,
+                                           self.scale_base * self.mask,
+                                           self.scale_spline * self.mask, self.spline_order,
+                                           self.base_activation)
+
+    def spline(self, x: Tensor) -> Tensor:
+        """The spline part ``sum_m c_m B_m(x_i)`` of every edge (no scales, no mask).
+
+        Shape: ``(N, n_in)`` -> ``(N, n_out, n_in)``.
+        """
+        return splines.coef_to_curve(x, self.grid, self.coef, self.spline_order)
+
+    # ------------------------------------------------------------------ grids
+    @torch.no_grad()
+    def update_grid(self, x: Tensor) -> None:
+        """Move the grid to the samples ``x`` ``(N, n_in)`` and refit the splines to keep them.
+
+        The new grid mixes a uniform grid over the samples' range and their quantiles
+        (``grid_eps``). Coefficients are refit by least squares on the samples plus points
+        filling every new interval, so the function is kept where the data lies.
+        """
+        check_input(x, self.in_features, "x")
+        x = x.reshape(-1, self.in_features)
+        if x.shape[0] < 2:
+            raise ValueError(f"update_grid needs at least 2 samples in x, got {x.shape[0]}")
+        new_grid = splines.adaptive_grid(x, self.grid_size, self.spline_order, self.grid_eps)
+        self._refit(new_grid, x)
+
+    @torch.no_grad()
+    def refine(self, grid_size: int) -> "KANLayer":
+        """A new layer on a grid of ``grid_size`` intervals representing the same function.
+
+        The grid keeps its range and local density; uniform G -> m * G refinements are
+        exact (nested knots), other sizes are least-squares projections.
+        """
+        _check_positive_int("grid_size", grid_size)
+        new = KANLayer(self.in_features, self.out_features, grid_size, self.spline_order,
+                       self.grid_range, self.base_activation, self.grid_eps, self.noise_scale,
+                       dtype=self.coef.dtype, device=self.coef.device)
+        new.scale_base.copy_(self.scale_base)
+        new.scale_spline.copy_(self.scale_spline)
+        new.mask.copy_(self.mask)
+        new_grid = splines.refinement_grid(self.grid, self.spline_order, grid_size)
+        new.grid.copy_(new_grid)
+        new.coef.copy_(splines.curve_to_coef(*self._samples(new_grid), new_grid, self.spline_order))
+        new._uniform = splines.grid_is_uniform(new_grid)
+        return new
+
+    def _samples(self, new_grid: Tensor, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Points filling every interval of the new grid (plus ``x``), clamped to its range,
+        and the old splines there. Shape: ``(M, n_in)`` and ``(M, n_out, n_in)``."""
+        k = self.spline_order
+        pts = [splines.fill_points(new_grid, k, 2 * (k + 1)), splines.fill_points(self.grid, k, 2 * (k + 1))]
+        if x is not None:
+            pts.append(x)
+        pts = torch.cat(pts, dim=0)
+        pts = torch.minimum(torch.maximum(pts, new_grid[:, k]), new_grid[:, -k - 1])
+        return pts, self.spline(pts)
+
+    def _refit(self, new_grid: Tensor, x: Tensor) -> None:
+        self.coef.copy_(splines.curve_to_coef(*self._samples(new_grid, x), new_grid, self.spline_order))
+        self.grid.copy_(new_grid)
+        self._uniform = splines.grid_is_uniform(new_grid)
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

@@ -1,0 +1,251 @@
+"""KAN: a stack of KAN layers built from a frozen config, with optional multiplication nodes."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .activations import base_function
+from .layer import KANLayer
+from .validation import check_input
+
+__all__ = ["KAN", "KANConfig", "LayerActivations", "normalize_width"]
+
+
+@dataclass(frozen=True)
+class KANConfig:
+    """Everything that fixes a KAN's architecture (saved with the weights).
+
+    ``width`` holds one ``(n_sum, n_mult)`` pair per node layer: ``n_sum`` addition
+    nodes and ``n_mult`` multiplication nodes, each of which multiplies ``mult_arity``
+    consecutive pre-activations. ``seed`` drives the initialisation.
+    """
+
+    width: tuple[tuple[int, int], ...]
+    grid_size: int = 5
+    spline_order: int = 3
+    grid_range: tuple[float, float] = (-1.0, 1.0)
+    base_activation: str = "silu"
+    grid_eps: float = 0.02
+    noise_scale: float = 0.1
+    mult_arity: int = 2
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["width"] = [list(w) for w in self.width]
+        d["grid_range"] = list(self.grid_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "KANConfig":
+        d = dict(d)
+        d["width"] = normalize_width(d["width"])
+        d["grid_range"] = tuple(float(v) for v in d["grid_range"])
+        return cls(**d)
+
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """``(in_features, out_features)`` of each KAN layer (out counts every mult-node operand)."""
+        shapes = []
+        for (s_in, m_in), (s_out, m_out) in zip(self.width[:-1], self.width[1:]):
+            shapes.append((s_in + m_in, s_out + self.mult_arity * m_out))
+        return shapes
+
+
+class LayerActivations(NamedTuple):
+    """What flows through one layer: ``inputs`` ``(N, n_in)``, ``edges`` ``(N, n_out, n_in)``
+    (each edge's phi, symbolic part included) and ``outputs`` ``(N, n_out)`` = edges summed."""
+
+    inputs: Tensor
+    edges: Tensor
+    outputs: Tensor
+
+
+def normalize_width(width) -> tuple[tuple[int, int], ...]:
+    """``[2, [5, 2], 1]`` -> ``((2, 0), (5, 2), (1, 0))``, with clear errors."""
+    if isinstance(width, (str, bytes)) or not isinstance(width, Sequence):
+        raise TypeError(f"width must be a list of layer sizes such as [2, 5, 1], got {width!r}")
+    if len(width) < 2:
+        raise ValueError(f"width must have at least two entries (inputs and outputs), got {list(width)!r}")
+    out = []
+    for i, w in enumerate(width):
+        pair = (w, 0) if isinstance(w, int) and not isinstance(w, bool) else tuple(w) if isinstance(w, Sequence) else None
+        if pair is None or len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair):
+            raise ValueError(f"width[{i}] must be an int >= 1 or a pair [n_sum, n_mult], got {w!r}")
+        if pair[0] + pair[1] < 1:
+            raise ValueError(f"width[{i}] must have at least one node, got {w!r}")
+        out.append((int(pair[0]), int(pair[1])))
+    if out[0][1]:
+        raise ValueError(f"width[0] (the inputs) cannot have multiplication nodes, got {width[0]!r}")
+    return tuple(out)
+
+
+class KAN(nn.Module):
+    """A Kolmogorov-Arnold network.
+
+    Args:
+        width: node counts per layer, e.g. ``[2, 5, 1]``; an entry ``[n_sum, n_mult]``
+            adds multiplication nodes (KAN 2.0's MultKAN).
+        grid_size: grid intervals G of every spline (``grid`` is accepted as an alias).
+        spline_order: B-spline order k (``k`` is accepted as an alias).
+        grid_range, base_activation, grid_eps, noise_scale: see :class:`KANLayer`.
+        mult_arity: operands of each multiplication node.
+        seed: initialisation seed (the same seed gives the same parameters).
+        dtype, device: of the parameters.
+
+    Shape:
+        input ``(..., width[0])`` -> output ``(..., width[-1])``.
+
+    Example:
+        >>> model = KAN(width=[2, 5, 1], grid_size=5, seed=0)
+        >>> model(torch.rand(8, 2)).shape
+        torch.Size([8, 1])
+    """
+
+    def __init__(self, width=None, grid_size: int | None = None, spline_order: int | None = None,
+                 grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 0.02,
+                 noise_scale: float = 0.1, mult_arity: int = 2, seed: int = 0, dtype=None, device=None,
+                 *, grid: int | None = None, k: int | None = None, config: KANConfig | None = None):
+        super().__init__()
+        if config is None:
+            config = KANConfig(width=normalize_width(width),
+                               grid_size=_alias("grid_size", grid_size, "grid", grid, 5),
+                               spline_order=_alias("spline_order", spline_order, "k", k, 3),
+                               grid_range=tuple(float(v) for v in grid_range),
+                               base_activation=base_activation, grid_eps=float(grid_eps),
+                               noise_scale=float(noise_scale), mult_arity=int(mult_arity), seed=int(seed))
+        if not isinstance(config.mult_arity, int) or config.mult_arity < 1:
+            raise ValueError(f"mult_arity must be an integer >= 1, got {config.mult_arity!r}")
+        base_function(config.base_activation)
+        self.config = config
+        gen = torch.Generator().manual_seed(config.seed)
+        self.layers = nn.ModuleList(
+            KANLayer(n_in, n_out, config.grid_size, config.spline_order, config.grid_range,
+                     config.base_activation, config.grid_eps, config.noise_scale,
+                     dtype=dtype, device=device, generator=gen)
+            for n_in, n_out in config.layer_shapes())
+        # Symbolic edges per layer (filled by kanlab.symbolic), keyed by the layer index.
+        # Each module maps (N, n_in) -> (N, n_out) and has edges(x) -> (N, n_out, n_in).
+        self.symbolic = nn.ModuleDict()
+
+    # ------------------------------------------------------------------ description
+    @property
+    def width(self) -> list:
+        """Node counts per layer: ints, or ``[n_sum, n_mult]`` where a layer has mult nodes."""
+        return [s if m == 0 else [s, m] for s, m in self.config.width]
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.config.width[0][0]
+
+    @property
+    def n_outputs(self) -> int:
+        s, m = self.config.width[-1]
+        return s + m
+
+    def n_params(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def extra_repr(self) -> str:
+        return f"width={self.width}, grid_size={self.config.grid_size}, spline_order={self.config.spline_order}"
+
+    # ------------------------------------------------------------------ compute
+    def forward(self, x: Tensor) -> Tensor:
+        check_input(x, self.n_inputs, "x")
+        lead = x.shape[:-1]
+        h = x.reshape(-1, self.n_inputs)  # (N, n0)
+        for l, layer in enumerate(self.layers):
+            y = layer(h)  # (N, n_out)
+            if str(l) in self.symbolic:
+                y = y + self.symbolic[str(l)](h)
+            h = self.combine_nodes(l, y)
+        return h.reshape(*lead, self.n_outputs)
+
+    def combine_nodes(self, l: int, y: Tensor) -> Tensor:
+        """Turn layer ``l``'s pre-activations ``(N, n_sum + arity * n_mult)`` into node
+        values ``(N, n_sum + n_mult)``: multiplication nodes multiply their operands."""
+        n_sum, n_mult = self.config.width[l + 1]
+        if n_mult == 0:
+            return y
+        prods = y[:, n_sum:].reshape(y.shape[0], n_mult, self.config.mult_arity).prod(dim=-1)
+        return torch.cat([y[:, :n_sum], prods], dim=1)
+
+    def forward_with_activations(self, x: Tensor) -> tuple[Tensor, list[LayerActivations]]:
+        """Output and every layer's activations from one pass (per-edge values materialised).
+
+        Shape: ``x`` ``(N, width[0])`` -> ``(N, n_out)`` and a list with one
+        :class:`LayerActivations` per layer.
+        """
+        check_input(x, self.n_inputs, "x")
+        h = x.reshape(-1, self.n_inputs)
+        acts = []
+        for l, layer in enumerate(self.layers):
+            edges = self.layer_edges(l, h)  # (N, n_out, n_in)
+            y = edges.sum(dim=-1)
+            acts.append(LayerActivations(h, edges, y))
+            h = self.combine_nodes(l, y)
+        return h, acts
+
+    def activations(self, x: Tensor) -> list[LayerActivations]:
+        """Per layer: its inputs, every edge's value and the summed outputs, computed from ``x``
+        (nothing is cached from earlier calls)."""
+        return self.forward_with_activations(x)[1]
+
+    def layer_edges(self, l: int, h: Tensor) -> Tensor:
+        """Values of layer ``l``'s edges (numeric + symbolic) at its inputs ``h`` ``(N, n_in)``."""
+        edges = self.layers[l].edges(h)
+        if str(l) in self.symbolic:
+            edges = edges + self.symbolic[str(l)].edges(h)
+        return edges
+
+    # ------------------------------------------------------------------ grids
+    @torch.no_grad()
+    def update_grid(self, x: Tensor) -> None:
+        """Adapt every layer's grid to the activations that ``x`` ``(N, width[0])`` produces,
+        layer by layer, keeping each layer's function."""
+        check_input(x, self.n_inputs, "x")
+        h = x.reshape(-1, self.n_inputs)
+        for l, layer in enumerate(self.layers):
+            layer.update_grid(h)
+            y = layer(h)
+            if str(l) in self.symbolic:
+                y = y + self.symbolic[str(l)](h)
+            h = self.combine_nodes(l, y)
+
+    @torch.no_grad()
+    def refine(self, grid_size: int) -> "KAN":
+        """A new model on grids of ``grid_size`` intervals representing the same function
+        (grid extension: fit coarse, refine, fit again)."""
+        new = copy.deepcopy(self)
+        new.config = dataclasses.replace(self.config, grid_size=int(grid_size))
+        new.layers = nn.ModuleList(layer.refine(grid_size) for layer in self.layers)
+        return new
+
+    def copy(self) -> "KAN":
+        """An independent deep copy."""
+        return copy.deepcopy(self)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, data, **kwargs):
+        """Train in place; see :func:`kanlab.training.fit` for the arguments. Returns a History."""
+        from .training import fit
+
+        return fit(self, data, **kwargs)
+
+
+def _alias(name: str, value, alias: str, alias_value, default):
+    if value is not None and alias_value is not None and value != alias_value:
+        raise ValueError(f"give {name} or its alias {alias}, not both ({value!r} != {alias_value!r})")
+    chosen = value if value is not None else alias_value if alias_value is not None else default
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {chosen!r}")
+    return chosen

@@ -1,0 +1,273 @@
+"""B-spline math as pure tensor functions.
+
+Conventions (used everywhere in kanlab):
+
+* A layer with ``n_in`` inputs keeps one knot vector per input. ``grid`` has shape
+  ``(n_in, G + 2k + 1)``: the ``G + 1`` points of the grid proper (which span the
+  grid range) extended by ``k`` knots on each side. It carries ``G + k`` basis
+  functions of order (degree) ``k``.
+* Basis functions are half-open: ``B_{m,0}(x) = 1`` on ``[t_m, t_{m+1})``. On the grid
+  range ``[t_k, t_{G+k}]`` the bases sum to one; on the extension ``[t_0, t_k)`` and
+  ``(t_{G+k}, t_{G+2k})`` only some of them are present, and beyond the extended grid
+  every basis (so every spline) is exactly zero.
+* Coefficients of the splines of a layer have shape ``(n_out, n_in, G + k)``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "uniform_grid",
+    "extend_grid",
+    "adaptive_grid",
+    "grid_is_uniform",
+    "bspline_basis",
+    "bspline_basis_uniform",
+    "bspline_basis_derivative",
+    "coef_to_curve",
+    "curve_to_coef",
+    "refinement_grid",
+    "fill_points",
+]
+
+
+def uniform_grid(n_in: int, grid_size: int, spline_order: int, grid_range=(-1.0, 1.0),
+                 dtype=None, device=None) -> Tensor:
+    """Extended uniform grid of ``grid_size`` intervals on ``grid_range``.
+
+    Shape: returns ``(n_in, grid_size + 2 * spline_order + 1)``.
+    ``grid_range`` is a pair of floats, or a tensor ``(n_in, 2)`` of per-input ranges.
+    """
+    lo_hi = torch.as_tensor(grid_range, dtype=dtype or torch.get_default_dtype(), device=device)
+    if lo_hi.dim() == 1:
+        lo_hi = lo_hi.expand(n_in, 2)
+    steps = torch.linspace(0, 1, grid_size + 1, dtype=lo_hi.dtype, device=lo_hi.device)
+    points = lo_hi[:, :1] + (lo_hi[:, 1:] - lo_hi[:, :1]) * steps  # (n_in, G+1)
+    return extend_grid(points, spline_order)
+
+
+def extend_grid(points: Tensor, spline_order: int) -> Tensor:
+    """Add ``spline_order`` knots on each side, spaced like the mean interval.
+
+    Shape: ``points`` ``(n_in, G + 1)`` -> ``(n_in, G + 2k + 1)``.
+    """
+    h = (points[:, -1:] - points[:, :1]) / (points.shape[1] - 1)  # (n_in, 1)
+    steps = torch.arange(1, spline_order + 1, dtype=points.dtype, device=points.device)
+    left = points[:, :1] - h * steps.flip(0)
+    right = points[:, -1:] + h * steps
+    return torch.cat([left, points, right], dim=1)
+
+
+def adaptive_grid(x: Tensor, grid_size: int, spline_order: int, grid_eps: float) -> Tensor:
+    """Grid that follows the samples: ``grid_eps`` * uniform + (1 - grid_eps) * quantiles.
+
+    ``grid_eps = 1`` gives a uniform grid over the samples' range, ``0`` puts the grid
+    points at the samples' quantiles.
+
+    Shape: ``x`` ``(N, n_in)`` -> ``(n_in, G + 2k + 1)``.
+    """
+    xs = torch.sort(x, dim=0).values  # (N, n_in)
+    n = xs.shape[0]
+    idx = torch.linspace(0, n - 1, grid_size + 1, device=x.device).round().long()
+    quantiles = xs[idx].T  # (n_in, G+1)
+    lo, hi = xs[0], xs[-1]
+    flat = (hi - lo) <= 1e-6 * hi.abs().clamp_min(1.0)  # a constant input: widen its range
+    pad = torch.where(flat, 1e-3 * hi.abs().clamp_min(1.0), torch.zeros_like(hi))
+    lo, hi = lo - pad, hi + pad
+    quantiles = torch.where(flat[:, None], torch.nan, quantiles)
+    steps = torch.linspace(0, 1, grid_size + 1, dtype=x.dtype, device=x.device)
+    uniform = lo[:, None] + (hi - lo)[:, None] * steps  # (n_in, G+1)
+    points = grid_eps * uniform + (1 - grid_eps) * quantiles
+    points = torch.where(points.isnan(), uniform, points)
+    return extend_grid(points, spline_order)
+
+
+def grid_is_uniform(grid: Tensor, rtol: float = 1e-9) -> bool:
+    """True when every row of ``grid`` is equally spaced (to ``rtol`` of its width)."""
+    d = grid.diff(dim=1)
+    width = (grid[:, -1] - grid[:, 0]).abs().clamp_min(torch.finfo(grid.dtype).tiny)
+    tol = max(rtol, 8 * torch.finfo(grid.dtype).eps)
+    return bool(((d - d[:, :1]).abs().amax(dim=1) <= tol * width).all())
+
+
+def bspline_basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
+    """B-spline bases by the Cox-de Boor recursion, on any (non-uniform) grid.
+
+    Shape: ``x`` ``(..., n_in)``, ``grid`` ``(n_in, n_knots)`` ->
+    ``(..., n_in, n_knots - 1 - spline_order)``.
+    """
+    t = grid  # (n_in, n_knots)
+    xe = x.unsqueeze(-1)  # (..., n_in, 1)
+    basis = ((xe >= t[:, :-1]) & (xe < t[:, 1:])).to(x.dtype)  # (..., n_in, n_knots-1)
+    for p in range(1, spline_order + 1):
+        left_den = t[:, p:-1] - t[:, : -(p + 1)]
+        right_den = t[:, p + 1:] - t[:, 1:-p]
+        left = (xe - t[:, : -(p + 1)]) / _nonzero(left_den) * basis[..., :-1]
+        right = (t[:, p + 1:] - xe) / _nonzero(right_den) * basis[..., 1:]
+        basis = left + right
+    return basis
+
+
+def bspline_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
+    """Closed-form bases for uniform grids: span index plus ``k + 1`` local weights.
+
+    Equal to :func:`bspline_basis` when every row of ``grid`` is equally spaced, at
+    ``O(k^2)`` work per input instead of ``O(k * n_knots)``.
+
+    Shape: as :func:`bspline_basis`.
+    """
+    span, weights = uniform_local_basis(x, grid, spline_order)
+    return scatter_local(span, weights, grid.shape[1] - 1 - spline_order, spline_order)
+
+
+def uniform_local_basis(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor]:
+    """Span index and the ``k + 1`` non-zero basis values on a uniform grid.
+
+    Returns ``span`` ``(..., n_in)`` (long; knot interval holding x) and ``weights``
+    ``(..., n_in, k + 1)``: ``weights[..., j]`` is the value of basis ``span - k + j``.
+    Intervals outside the knot vector get all-zero weights.
+    """
+    t0 = grid[:, 0]
+    h = grid[:, 1] - grid[:, 0]
+    u = (x - t0) / h  # (..., n_in) in units of intervals
+    span_f = torch.floor(u)
+    f = u - span_f
+    n_intervals = grid.shape[1] - 1
+    inside = (span_f >= 0) & (span_f < n_intervals)
+    weights = local_weights(f, spline_order) * inside.unsqueeze(-1).to(x.dtype)
+    return span_f.clamp(-1, n_intervals).long(), weights
+
+
+def local_weights(f: Tensor, spline_order: int) -> Tensor:
+    """Uniform B-spline blending weights at fractional position ``f`` in [0, 1).
+
+    Shape: ``f`` ``(...)`` -> ``(..., k + 1)``.
+    """
+    w = [torch.ones_like(f)]
+    for p in range(1, spline_order + 1):
+        nxt = []
+        for j in range(p + 1):
+            term = torch.zeros_like(f)
+            if j >= 1:
+                term = term + (f + p - j) * w[j - 1]
+            if j < p:
+                term = term + (j + 1 - f) * w[j]
+            nxt.append(term / p)
+        w = nxt
+    return torch.stack(w, dim=-1)
+
+
+def scatter_local(span: Tensor, weights: Tensor, n_basis: int, spline_order: int) -> Tensor:
+    """Place local weights at basis positions ``span - k + j`` of a dense basis row.
+
+    Shape: ``span`` ``(..., n_in)``, ``weights`` ``(..., n_in, k + 1)`` ->
+    ``(..., n_in, n_basis)``. Positions outside ``[0, n_basis)`` are dropped.
+    """
+    offsets = torch.arange(spline_order + 1, device=span.device) - spline_order
+    pos = span.unsqueeze(-1) + offsets  # (..., n_in, k+1)
+    valid = (pos >= 0) & (pos < n_basis)
+    # one spare column catches the dropped positions
+    dense = weights.new_zeros(*pos.shape[:-1], n_basis + 1)
+    dense.scatter_(-1, torch.where(valid, pos, n_basis), weights * valid.to(weights.dtype))
+    return dense[..., :n_basis]
+
+
+def bspline_basis_derivative(x: Tensor, grid: Tensor, spline_order: int, order: int = 1) -> Tensor:
+    """Derivative ``d^order B_m / dx^order`` of each basis, on any grid.
+
+    Uses ``B'_{m,k} = k (B_{m,k-1} / (t_{m+k} - t_m) - B_{m+1,k-1} / (t_{m+k+1} - t_{m+1}))``.
+
+    Shape: as :func:`bspline_basis`.
+    """
+    if order == 0:
+        return bspline_basis(x, grid, spline_order)
+    if order > spline_order:
+        n_basis = grid.shape[1] - 1 - spline_order
+        return x.new_zeros(*x.shape, n_basis)
+    k = spline_order
+    lower = bspline_basis_derivative(x, grid, k - 1, order - 1)  # (..., n_in, n_basis + 1)
+    t = grid
+    left = lower[..., :-1] / _nonzero(t[:, k:-1] - t[:, : -(k + 1)])
+    right = lower[..., 1:] / _nonzero(t[:, k + 1:] - t[:, 1:-k])
+    return k * (left - right)
+
+
+def coef_to_curve(x: Tensor, grid: Tensor, coef: Tensor, spline_order: int) -> Tensor:
+    """Spline values of every edge.
+
+    Shape: ``x`` ``(..., n_in)``, ``grid`` ``(n_in, n_knots)``, ``coef``
+    ``(n_out, n_in, n_basis)`` -> ``(..., n_out, n_in)``.
+    """
+    basis = bspline_basis(x, grid, spline_order)  # (..., n_in, n_basis)
+    return torch.einsum("...im,oim->...oi", basis, coef)
+
+
+def curve_to_coef(x: Tensor, y: Tensor, grid: Tensor, spline_order: int, ridge: float = 1e-12,
+                  dtype: torch.dtype | None = torch.float64) -> Tensor:
+    """Least-squares spline coefficients, batched over edges.
+
+    Solves ``min_c ||B(x_i) c_{o,i} - y_{o,i}||^2 + ridge * s_i ||c_{o,i}||^2`` for every
+    edge, where ``s_i`` is the mean diagonal of ``B^T B`` for input ``i`` (so ``ridge``
+    is relative and bases without samples get a small, well-defined value). The
+    solve runs in ``dtype`` (float64 by default; ``None`` keeps the input dtype) by
+    QR on the ridge-augmented system, which is well conditioned and works on any
+    device.
+
+    Shape: ``x`` ``(N, n_in)``, ``y`` ``(N, n_out, n_in)``, ``grid`` ``(n_in, n_knots)``
+    -> ``(n_out, n_in, n_basis)`` in the dtype of ``y``.
+    """
+    work = dtype or y.dtype
+    basis = bspline_basis(x.to(work), grid.to(work), spline_order)  # (N, n_in, nb)
+    a = basis.permute(1, 0, 2)  # (n_in, N, nb)
+    n_basis = a.shape[-1]
+    scale = (a * a).sum(dim=1).mean(dim=1).clamp_min(1.0)  # (n_in,)
+    reg = torch.sqrt(ridge * scale)[:, None, None] * torch.eye(n_basis, dtype=work, device=a.device)
+    a_aug = torch.cat([a, reg], dim=1)  # (n_in, N + nb, nb)
+    b = y.to(work).permute(2, 0, 1)  # (n_in, N, n_out)
+    b_aug = torch.cat([b, b.new_zeros(b.shape[0], n_basis, b.shape[2])], dim=1)
+    q, r = torch.linalg.qr(a_aug)  # q (n_in, N+nb, nb), r (n_in, nb, nb)
+    coef = torch.linalg.solve_triangular(r, q.transpose(1, 2) @ b_aug, upper=True)  # (n_in, nb, n_out)
+    return coef.permute(2, 0, 1).to(y.dtype)
+
+
+def refinement_grid(grid: Tensor, spline_order: int, grid_size: int) -> Tensor:
+    """A grid of ``grid_size`` intervals with the same range and the same local density.
+
+    The new grid points interpolate the old grid points linearly in their index, so a
+    uniform grid stays uniform and an adapted grid keeps its shape. Going from G to
+    m * G on a uniform grid nests the knots, so the old splines are represented exactly.
+
+    Shape: ``(n_in, G + 2k + 1)`` -> ``(n_in, grid_size + 2k + 1)``.
+    """
+    k = spline_order
+    points = grid[:, k: grid.shape[1] - k]  # (n_in, G+1)
+    return extend_grid(interp_rows(points, grid_size + 1), k)
+
+
+def fill_points(grid: Tensor, spline_order: int, per_interval: int) -> Tensor:
+    """Sample points filling every interval of the grid proper (for least squares).
+
+    Shape: ``(n_in, G + 2k + 1)`` -> ``(G * per_interval + 1, n_in)``.
+    """
+    k = spline_order
+    points = grid[:, k: grid.shape[1] - k]  # (n_in, G+1)
+    n_int = points.shape[1] - 1
+    return interp_rows(points, n_int * per_interval + 1).T
+
+
+def interp_rows(points: Tensor, n: int) -> Tensor:
+    """Piecewise-linear resampling of each row at ``n`` equally spaced fractional indices.
+
+    Shape: ``(n_in, P)`` -> ``(n_in, n)``.
+    """
+    p = points.shape[1]
+    pos = torch.linspace(0, p - 1, n, dtype=points.dtype, device=points.device)
+    lo = pos.floor().long().clamp(max=p - 2)
+    frac = pos - lo.to(points.dtype)
+    return points[:, lo] * (1 - frac) + points[:, lo + 1] * frac
+
+
+def _nonzero(d: Tensor) -> Tensor:
+    """Denominators of the recursion: repeated knots give 0/0 terms, defined as 0."""
+    return torch.where(d == 0, torch.ones_like(d), d)

@@ -1,0 +1,282 @@
+"""fit(model, data, ...) -> History: LBFGS or Adam(W), grid updates, regularization, callbacks."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import Tensor
+
+from .datasets.core import Dataset, as_dataset
+from .losses import check_labels, evaluate, prepare_labels, resolve_loss
+from .regularization import regularization
+
+__all__ = ["fit", "History", "TrainingDiverged", "OPTIMIZERS"]
+
+OPTIMIZERS = ("lbfgs", "adam", "adamw")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the parameters became NaN/inf; the model holds the last good parameters."""
+
+
+@dataclass
+class History:
+    """Per-step metrics. ``train_*`` is on the whole training set in full-batch training and on
+    the step's batch otherwise; ``test_*`` on the test set (every ``eval_every`` steps)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    train_rmse: list[float] = field(default_factory=list)
+    test_rmse: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    reg: list[float] = field(default_factory=list)
+    grid_update_steps: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.train_loss)
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()}
+
+    def extend(self, other: "History") -> "History":
+        offset = len(self)
+        for k, v in self.__dict__.items():
+            if k == "grid_update_steps":
+                v.extend(s + offset for s in other.grid_update_steps)
+            elif isinstance(v, list):
+                v.extend(getattr(other, k))
+        self.seconds += other.seconds
+        return self
+
+
+def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
+        batch_size: int | None = None, loss="mse", lamb: float = 0.0, lamb_l1: float = 1.0,
+        lamb_entropy: float = 2.0, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0,
+        update_grid: bool = True, grid_update_num: int = 10, start_grid_update_step: int = -1,
+        stop_grid_update_step: int = 50, weight_decay: float = 0.0, test_data=None,
+        callbacks: Iterable[Callable] = (), progress: bool = True, seed: int = 0,
+        eval_every: int = 1, max_iter: int = 20) -> History:
+    """Train ``model`` in place.
+
+    Args:
+        data: a :class:`~kanlab.Dataset`, a pykan-style dict, or any iterable of
+            ``(input, label)`` batches (e.g. a ``torch.utils.data.DataLoader``; cycled).
+        steps: optimizer steps (an LBFGS step runs up to ``max_iter`` iterations).
+        optimizer: ``"lbfgs"`` (strong Wolfe line search, history 10), ``"adam"`` or ``"adamw"``.
+        lr: learning rate (default 1.0 for LBFGS, 1e-3 for Adam/AdamW).
+        batch_size: mini-batch size for a Dataset (None = full batch).
+        loss: ``"mse"``, ``"cross_entropy"`` or ``callable(pred, label) -> scalar``.
+        lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff: sparsity regularization
+            (see :func:`kanlab.regularization.regularization`); off when ``lamb == 0``.
+        update_grid, grid_update_num, start_grid_update_step, stop_grid_update_step: the
+            grid is adapted to the data every ``stop // grid_update_num`` steps while
+            ``start <= step < stop`` (the KAN paper's defaults: every 5 steps until 50).
+        test_data: evaluation data when ``data`` is a batch iterable (Dataset or (x, y)).
+        callbacks: ``cb(step, model, history)``; a callback returning True stops training.
+        progress: show a tqdm progress bar.
+        seed: drives mini-batch order (the same seed gives the same History).
+
+    Returns:
+        :class:`History`. Raises :class:`TrainingDiverged` on a non-finite loss, after
+        restoring the parameters of the last good step.
+    """
+    _check_args(steps, optimizer, lr, batch_size, eval_every, lamb)
+    kind, loss_fn = resolve_loss(loss)
+    source = _BatchSource(model, data, kind, batch_size, seed, test_data)
+    opt = _make_optimizer(model, optimizer, lr, weight_decay, max_iter)
+    regularize = lamb > 0
+    grid_every = max(1, stop_grid_update_step // max(1, grid_update_num))
+    history, params = History(), [p for p in model.parameters() if p.requires_grad]
+    start = time.perf_counter()
+    bar = _progress(steps, progress)
+    for step in range(steps):
+        x, y = next(source)
+        if update_grid and start_grid_update_step <= step < stop_grid_update_step and step % grid_every == 0:
+            model.update_grid(source.grid_input(x))
+            history.grid_update_steps.append(step)
+            opt = _make_optimizer(model, optimizer, lr, weight_decay, max_iter)  # stale curvature
+        snapshot = _snapshot(model)
+        last = {}
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            if regularize:
+                pred, acts = model.forward_with_activations(x)
+                reg = regularization(model, acts, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
+            else:
+                pred, reg = model(x), None
+            fit_loss = loss_fn(pred, y)
+            objective = fit_loss + lamb * reg if regularize else fit_loss
+            objective.backward()
+            last["loss"], last["reg"] = fit_loss.detach(), reg.detach() if reg is not None else None
+            return objective
+
+        opt.step(closure)
+        if not (torch.isfinite(last["loss"]) and all(bool(torch.isfinite(p).all()) for p in params)):
+            _restore(model, snapshot)
+            raise TrainingDiverged(f"training diverged at step {step}: the loss became "
+                                   f"{float(last['loss'])}; the parameters of step {step - 1} were kept. "
+                                   "Try a smaller lr, float64, or normalised inputs.")
+        _record(history, model, kind, loss_fn, source, last, step, eval_every)
+        bar.update(1)
+        if history.test_rmse or history.test_loss:
+            bar.set_postfix(_postfix(history), refresh=False)
+        if any(cb(step, model, history) for cb in callbacks):
+            break
+    bar.close()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_args(steps, optimizer, lr, batch_size, eval_every, lamb) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+    if lr is not None and not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
+    if not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
+    if not lamb >= 0:
+        raise ValueError(f"lamb must be >= 0, got {lamb!r}")
+
+
+def _make_optimizer(model, name: str, lr, weight_decay: float, max_iter: int):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "lbfgs":
+        return torch.optim.LBFGS(params, lr=lr or 1.0, max_iter=max_iter, history_size=10,
+                                 line_search_fn="strong_wolfe", tolerance_grad=1e-32,
+                                 tolerance_change=1e-32)
+    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    return cls(params, lr=lr or 1e-3, weight_decay=weight_decay)
+
+
+class _BatchSource:
+    """Yields training batches; knows the full training/test tensors when there are any."""
+
+    def __init__(self, model, data, kind: str, batch_size, seed: int, test_data):
+        self.model, self.kind = model, kind
+        self.gen = torch.Generator().manual_seed(seed)
+        device = next(model.parameters()).device
+        if isinstance(data, (Dataset, dict)):
+            ds = as_dataset(data).to(device)
+            self._check(ds.train_input, ds.train_label, "data['train_input']", "data['train_label']")
+            self._check(ds.test_input, ds.test_label, "data['test_input']", "data['test_label']")
+            self.train = (ds.train_input, prepare_labels(kind, ds.train_label))
+            self.test = (ds.test_input, prepare_labels(kind, ds.test_label))
+            n = ds.train_input.shape[0]
+            self.batch_size = None if batch_size is None or batch_size >= n else batch_size
+            self._iter = self._tensor_batches()
+        elif isinstance(data, Iterable):
+            self.train, self.batch_size = None, batch_size
+            self.test = None
+            if test_data is not None:
+                tx, ty = (test_data.test_input, test_data.test_label) if isinstance(test_data, Dataset) else test_data
+                self._check(tx, ty, "test_data input", "test_data label")
+                self.test = (tx.to(device), prepare_labels(kind, ty.to(device)))
+            self._loader, self._device = data, device
+            self._iter = self._loader_batches()
+        else:
+            raise TypeError("data must be a kanlab.Dataset, a pykan-style dict or an iterable of "
+                            f"(input, label) batches, got {type(data).__name__}")
+
+    @property
+    def full_batch(self) -> bool:
+        return self.train is not None and self.batch_size is None
+
+    def _check(self, x: Tensor, y: Tensor, x_name: str, y_name: str) -> None:
+        from .validation import check_finite, check_input
+
+        check_input(x, self.model.n_inputs, x_name)
+        check_finite(x, x_name)
+        check_finite(y, y_name)
+        if x.shape[0] == 0:
+            raise ValueError(f"{x_name} is empty; at least one sample is needed")
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"{y_name} has {y.shape[0]} samples but {x_name} has {x.shape[0]}")
+        check_labels(self.kind, y, self.model.n_outputs, y_name)
+
+    def _tensor_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        x, y = self.train
+        while True:
+            if self.batch_size is None:
+                yield x, y
+                continue
+            order = torch.randperm(x.shape[0], generator=self.gen).to(x.device)
+            for i in range(0, x.shape[0] - self.batch_size + 1, self.batch_size):
+                idx = order[i:i + self.batch_size]
+                yield x[idx], y[idx]
+
+    def _loader_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        while True:
+            empty = True
+            for batch in self._loader:
+                empty = False
+                bx, by = batch[0].to(self._device), batch[1].to(self._device)
+                self._check(bx, by, "batch input", "batch label")
+                yield bx, prepare_labels(self.kind, by)
+            if empty:
+                raise ValueError("data yielded no batches (empty DataLoader)")
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        return next(self._iter)
+
+    def grid_input(self, batch_x: Tensor) -> Tensor:
+        """What grid updates see: the whole training input when there is one, else the batch."""
+        return self.train[0] if self.train is not None else batch_x
+
+
+def _snapshot(model) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _restore(model, snapshot: dict[str, Tensor]) -> None:
+    model.load_state_dict(snapshot)
+
+
+def _record(history: History, model, kind, loss_fn, source: _BatchSource, last, step: int,
+            eval_every: int) -> None:
+    if source.full_batch:
+        train = evaluate(model, kind, loss_fn, *source.train)
+    else:
+        train = {"loss": float(last["loss"])}
+        if kind == "mse":
+            train["rmse"] = float(last["loss"]) ** 0.5
+    history.train_loss.append(train["loss"])
+    if "rmse" in train:
+        history.train_rmse.append(train["rmse"])
+    if "accuracy" in train:
+        history.train_accuracy.append(train["accuracy"])
+    if last["reg"] is not None:
+        history.reg.append(float(last["reg"]))
+    if source.test is not None and (step % eval_every == 0):
+        test = evaluate(model, kind, loss_fn, *source.test)
+        history.test_loss.append(test["loss"])
+        if "rmse" in test:
+            history.test_rmse.append(test["rmse"])
+        if "accuracy" in test:
+            history.test_accuracy.append(test["accuracy"])
+
+
+def _postfix(history: History) -> dict[str, str]:
+    out = {}
+    if history.train_rmse:
+        out["train_rmse"] = f"{history.train_rmse[-1]:.2e}"
+    if history.test_rmse:
+        out["test_rmse"] = f"{history.test_rmse[-1]:.2e}"
+    if history.test_accuracy:
+        out["test_acc"] = f"{history.test_accuracy[-1]:.3f}"
+    return out
+
+
+def _progress(steps: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, disable=not enabled, desc="fit", leave=False)
