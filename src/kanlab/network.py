@@ -34,11 +34,15 @@ class KANConfig:
     noise_scale: float = 0.1
     mult_arity: int = 2
     seed: int = 0
+    input_names: tuple[str, ...] | None = None
+    output_names: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["width"] = [list(w) for w in self.width]
         d["grid_range"] = list(self.grid_range)
+        for key in ("input_names", "output_names"):
+            d[key] = list(d[key]) if d[key] is not None else None
         return d
 
     @classmethod
@@ -46,6 +50,8 @@ class KANConfig:
         d = dict(d)
         d["width"] = normalize_width(d["width"])
         d["grid_range"] = tuple(float(v) for v in d["grid_range"])
+        for key in ("input_names", "output_names"):
+            d[key] = tuple(d[key]) if d.get(key) is not None else None
         return cls(**d)
 
     def layer_shapes(self) -> list[tuple[int, int]]:
@@ -109,7 +115,8 @@ class KAN(nn.Module):
     def __init__(self, width=None, grid_size: int | None = None, spline_order: int | None = None,
                  grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 0.02,
                  noise_scale: float = 0.1, mult_arity: int = 2, seed: int = 0, dtype=None, device=None,
-                 *, grid: int | None = None, k: int | None = None, config: KANConfig | None = None):
+                 *, grid: int | None = None, k: int | None = None, input_names=None, output_names=None,
+                 config: KANConfig | None = None):
         super().__init__()
         if config is None:
             config = KANConfig(width=normalize_width(width),
@@ -117,7 +124,9 @@ class KAN(nn.Module):
                                spline_order=_alias("spline_order", spline_order, "k", k, 3),
                                grid_range=tuple(float(v) for v in grid_range),
                                base_activation=base_activation, grid_eps=float(grid_eps),
-                               noise_scale=float(noise_scale), mult_arity=int(mult_arity), seed=int(seed))
+                               noise_scale=float(noise_scale), mult_arity=int(mult_arity), seed=int(seed),
+                               input_names=_names("input_names", input_names, normalize_width(width)[0][0]),
+                               output_names=_names("output_names", output_names, sum(normalize_width(width)[-1])))
         if not isinstance(config.mult_arity, int) or config.mult_arity < 1:
             raise ValueError(f"mult_arity must be an integer >= 1, got {config.mult_arity!r}")
         base_function(config.base_activation)
@@ -240,6 +249,98 @@ class KAN(nn.Module):
         from .training import fit
 
         return fit(self, data, **kwargs)
+
+    # ------------------------------------------------------------------ interpretability
+    # Thin delegations: the work lives in kanlab.pruning / plotting / symbolic / io.
+    def attribute(self, x: Tensor):
+        """Edge, node and input importance scores from data; see :func:`kanlab.pruning.attribute`."""
+        from .pruning import attribute
+
+        return attribute(self, x)
+
+    def feature_scores(self, x: Tensor) -> Tensor:
+        """Importance of each input ``(width[0],)``; see :func:`kanlab.pruning.feature_scores`."""
+        from .pruning import feature_scores
+
+        return feature_scores(self, x)
+
+    def prune(self, x: Tensor, node_threshold: float = 1e-2, edge_threshold: float = 3e-2) -> "KAN":
+        """A new, physically smaller KAN without unimportant nodes and edges."""
+        from .pruning import prune
+
+        return prune(self, x, node_threshold=node_threshold, edge_threshold=edge_threshold)
+
+    def prune_inputs(self, x: Tensor, threshold: float = 1e-2) -> "KAN":
+        """A new KAN without the inputs scoring below ``threshold`` (input names are kept)."""
+        from .pruning import prune_inputs
+
+        return prune_inputs(self, x, threshold=threshold)
+
+    def remove_edge(self, l: int, i: int, j: int) -> "KAN":
+        """A new KAN without the edge from node ``i`` of layer ``l`` to node ``j`` of layer ``l + 1``."""
+        from .pruning import remove_edge
+
+        return remove_edge(self, l, i, j)
+
+    def remove_node(self, l: int, i: int) -> "KAN":
+        """A new KAN without hidden node ``i`` of node layer ``l``."""
+        from .pruning import remove_node
+
+        return remove_node(self, l, i)
+
+    def plot(self, x: Tensor, **kwargs):
+        """The network diagram as a matplotlib Figure; see :func:`kanlab.plotting.plot_network`."""
+        from .plotting import plot_network
+
+        return plot_network(self, x, **kwargs)
+
+    def plot_edge(self, l: int, i: int, j: int, x: Tensor, **kwargs):
+        """One edge's function against its data, as a matplotlib Figure."""
+        from .plotting import plot_edge
+
+        return plot_edge(self, l, i, j, x, **kwargs)
+
+    # ------------------------------------------------------------------ symbolic
+    def suggest_symbolic(self, l: int, i: int, j: int, x: Tensor, **kwargs):
+        from .symbolic import suggest_symbolic
+
+        return suggest_symbolic(self, l, i, j, x, **kwargs)
+
+    def fix_symbolic(self, l: int, i: int, j: int, name: str, x: Tensor | None = None, **kwargs):
+        from .symbolic import fix_symbolic
+
+        return fix_symbolic(self, l, i, j, name, x, **kwargs)
+
+    def unfix_symbolic(self, l: int, i: int, j: int) -> None:
+        from .symbolic import unfix_symbolic
+
+        return unfix_symbolic(self, l, i, j)
+
+    def auto_symbolic(self, x: Tensor, **kwargs):
+        from .symbolic import auto_symbolic
+
+        return auto_symbolic(self, x, **kwargs)
+
+    def symbolic_formula(self, var_names=None, **kwargs):
+        from .symbolic import symbolic_formula
+
+        return symbolic_formula(self, var_names=var_names, **kwargs)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path) -> None:
+        """Write one ``.kan`` file atomically; see :func:`kanlab.io.save`."""
+        from .io import save
+
+        save(self, path)
+
+
+def _names(arg: str, names, n: int):
+    if names is None:
+        return None
+    names = tuple(str(v) for v in names)
+    if len(names) != n:
+        raise ValueError(f"{arg} must have {n} entries, got {len(names)}")
+    return names
 
 
 def _alias(name: str, value, alias: str, alias_value, default):
