@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import Tensor
@@ -164,7 +164,7 @@ class _BatchSource:
         self.model, self.kind = model, kind
         self.gen = torch.Generator().manual_seed(seed)
         device = next(model.parameters()).device
-        if isinstance(data, (Dataset, dict)):
+        if isinstance(data, (Dataset, Mapping)):
             ds = as_dataset(data).to(device)
             self._check(ds.train_input, ds.train_label, "data['train_input']", "data['train_label']")
             self._check(ds.test_input, ds.test_label, "data['test_input']", "data['test_label']")
