@@ -111,7 +111,7 @@ def _draw_layer(ax, model, l, t, phi, edge_scores, beta, line_cls, coll_cls) -> 
             y = ph[:, j, i]
             span = float(y.max() - y.min())
             yn = (y - y.min()) / span if span > 1e-12 else torch.full_like(y, 0.5)
-            xn = torch.linspace(0, 1, y.shape[0])
+            xn = torch.linspace(0, 1, y.shape[0], dtype=y.dtype)
             line = line_cls((cx - w / 2 + w * xn).tolist(), (cy - h / 2 + h * yn).tolist(),
                             color=color, alpha=a, lw=1.0, gid=f"edge:{l}:{i}:{j}")
             ax.add_line(line)
