@@ -20,7 +20,7 @@ def edge_scales(inputs: Tensor, edges: Tensor, eps: float = 0.1) -> Tensor:
 
     Shape: ``inputs`` ``(N, n_in)``, ``edges`` ``(N, n_out, n_in)`` -> ``(n_out, n_in)``.
     With one sample every magnitude is zero. The standard deviations are smoothed as
-    ``sqrt(var + 1e-12)`` so that constant (e.g. masked) edges have finite gradients.
+    ``sqrt(var + eps_machine**2)`` so that constant (e.g. masked) edges have finite gradients.
     """
     if inputs.shape[0] < 2:
         return edges.new_zeros(edges.shape[1:])
@@ -28,7 +28,7 @@ def edge_scales(inputs: Tensor, edges: Tensor, eps: float = 0.1) -> Tensor:
 
 
 def _smooth_std(t: Tensor) -> Tensor:
-    return torch.sqrt(t.var(dim=0) + 1e-12)
+    return torch.sqrt(t.var(dim=0) + torch.finfo(t.dtype).eps ** 2)
 
 
 def entropy(scale: Tensor, dim: int) -> Tensor:
