@@ -145,6 +145,22 @@ def test_prune_masks_weak_edges_and_keeps_them_out_of_training():
     assert pruned.layers[0].mask[1, 1] == 0
 
 
+def test_prune_with_multiplication_nodes():
+    model = KAN([2, [2, 1], 1], seed=3, dtype=torch.float64)
+    x = uniform(400, 2)
+    model.update_grid(x)
+    with torch.no_grad():  # sum node 1 barely reaches the output
+        model.layers[1].scale_base[:, 1] *= 1e-4
+        model.layers[1].scale_spline[:, 1] *= 1e-4
+    acts = model.activations(x)
+    pruned = model.prune(x, edge_threshold=0.0)
+    assert pruned.width == [2, [1, 1], 1]
+    assert pruned.layers[0].out_features == 3  # one sum node + two operands
+    removed = acts[1].edges[:, :, 1:2]
+    expected = model(x) - (removed - removed.mean(dim=0)).sum(dim=-1)
+    assert torch.allclose(pruned(x), expected, atol=1e-10)
+
+
 def test_prune_errors():
     model, x = _with_weak_nodes()
     for bad in (-0.1, float("nan"), float("inf")):

@@ -171,6 +171,8 @@ def select_nodes(model, keep: list[Tensor], means: list[Tensor] | None = None,
     from .network import KAN
 
     cfg = model.config
+    device = model.layers[0].coef.device
+    keep = [k.to(device=device, dtype=torch.bool) for k in keep]
     for l, k in enumerate(keep):
         if not bool(k.any()):
             what = "input" if l == 0 else "output" if l == len(keep) - 1 else f"node layer {l}"
@@ -270,7 +272,7 @@ def prune(model, x: Tensor, node_threshold: float = 1e-2, edge_threshold: float 
 def _drop_dead_nodes(model, x: Tensor):
     """Remove hidden nodes with no live incoming or no live outgoing edge (repeat until none)."""
     while True:
-        keep = [torch.ones(sum(w), dtype=torch.bool) for w in model.config.width]
+        keep = [torch.ones(sum(w), dtype=torch.bool, device=x.device) for w in model.config.width]
         for l in range(1, model.depth):
             has_in = _sub_to_node_max(model, l - 1, _live(model, l - 1).any(dim=1).double()) > 0
             has_out = _live(model, l).any(dim=0)
