@@ -219,15 +219,13 @@ def _copy_layer(src, dst, out_idx: Tensor, in_idx: Tensor) -> None:
 
 # ---------------------------------------------------------------------- pruning
 def _check_connected(model) -> None:
-    for l, layer in enumerate(model.layers):
-        live = layer.mask > 0
-        if str(l) in model.symbolic and hasattr(model.symbolic[str(l)], "mask"):
-            live = live | (model.symbolic[str(l)].mask > 0)
-        if not bool(live.any()):
+    for l in range(model.depth):
+        if not bool(_live(model, l).any()):
             raise ValueError(f"pruning removed every edge of layer {l}; lower the thresholds")
 
 
 def _live(model, l: int) -> Tensor:
+    """``(n_out, n_in)`` bool: edges with a numeric or a symbolic part."""
     live = model.layers[l].mask > 0
     if str(l) in model.symbolic and hasattr(model.symbolic[str(l)], "mask"):
         live = live | (model.symbolic[str(l)].mask > 0)
