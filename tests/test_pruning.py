@@ -250,6 +250,20 @@ def test_feature_scores_rank_inputs_and_prune_inputs_drops_unused():
     assert rmse < 0.05 * data.test_label.std()
 
 
+def test_product_prunes_to_two_symmetric_nodes_and_retrains():
+    data = from_function(lambda x: x[:, 0] * x[:, 1], 2, n_train=300, n_test=300, seed=0)
+    model = KAN([2, 5, 1], grid_size=3, seed=0)
+    model.fit(data, steps=25, lamb=1e-3, progress=False)
+    pruned = model.prune(data.train_input)
+    assert pruned.width == [2, 2, 1]
+    # xy = ((x+y)^2 - (x-y)^2) / 4: each hidden node listens to both inputs about equally
+    edges = pruned.attribute(data.train_input).edges[0]  # (2 nodes, 2 inputs)
+    ratio = edges[:, 0] / edges[:, 1]
+    assert bool(((ratio > 0.5) & (ratio < 2.0)).all()), edges
+    hist = pruned.fit(data, steps=10, progress=False)
+    assert hist.test_rmse[-1] < 0.05 * float(data.test_label.std())
+
+
 def _train_and_prune(f, n_var, width, seed, n=1000, steps=50):
     data = from_function(f, n_var, n_train=n, n_test=n, seed=seed)
     model = KAN(width, grid_size=3, seed=seed)
