@@ -1,22 +1,40 @@
-"""Sparsity regularization of the KAN paper, as pure functions of one pass's activations."""
+"""Sparsity regularization of the KAN paper, as pure functions of one pass's activations.
+
+Magnitudes follow pykan 0.2 (``reg_metric="edge_forward_spline_n"``): the standard
+deviation of each edge's output over the batch divided by its input's spread plus 0.1.
+The standard deviation (not the mean of ``|phi|``) leaves constants free, which is what
+pruning uses too: constants are folded into surviving edges, variation is what counts.
+Edges whose numeric part is masked (pruned, or replaced by a symbolic function) are not
+penalised.
+"""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["edge_scales", "regularization"]
+__all__ = ["edge_scales", "entropy", "regularization"]
 
 
 def edge_scales(inputs: Tensor, edges: Tensor, eps: float = 0.1) -> Tensor:
-    """Magnitude of each edge: mean |phi(x)| over the batch, normalised by the input's spread.
+    """Normalised magnitude of each edge: ``std_n(phi(x)) / (std_n(x) + eps)``.
 
     Shape: ``inputs`` ``(N, n_in)``, ``edges`` ``(N, n_out, n_in)`` -> ``(n_out, n_in)``.
+    With one sample every magnitude is zero. The standard deviations are smoothed as
+    ``sqrt(var + eps_machine**2)`` so that constant (e.g. masked) edges have finite gradients.
     """
-    spread = inputs.std(dim=0) + eps if inputs.shape[0] > 1 else torch.full_like(inputs[0], 1 + eps)
-    return edges.abs().mean(dim=0) / spread
+    if inputs.shape[0] < 2:
+        return edges.new_zeros(edges.shape[1:])
+    return _smooth_std(edges) / (_smooth_std(inputs) + eps)
 
 
-def _entropy(p: Tensor, dim: int) -> Tensor:
+def _smooth_std(t: Tensor) -> Tensor:
+    return torch.sqrt(t.var(dim=0) + torch.finfo(t.dtype).eps ** 2)
+
+
+def entropy(scale: Tensor, dim: int) -> Tensor:
+    """Mean entropy (bits) of the magnitudes ``scale`` ``(n_out, n_in)`` normalised along
+    ``dim`` as ``p = s / (sum s + 1)`` (pykan's form; the +1 keeps tiny rows from counting)."""
+    p = scale / (scale.sum(dim=dim, keepdim=True) + 1)
     return -(p * torch.log2(p + 1e-4)).sum(dim=dim).mean()
 
 
@@ -27,17 +45,30 @@ def regularization(model, acts, lamb_l1: float = 1.0, lamb_entropy: float = 2.0,
     ``lamb_l1 * sum |phi|_1 + lamb_entropy * (entropy of each node's incoming magnitudes +
     entropy of each node's outgoing magnitudes)``, plus optional ``lamb_coef`` (L1 of the
     spline coefficients) and ``lamb_coefdiff`` (L1 of their differences: smoothness).
+    ``|phi|_1`` is :func:`edge_scales` of the numeric edges.
 
     Args:
         model: the :class:`kanlab.KAN` that produced ``acts``.
-        acts: its :class:`~kanlab.network.LayerActivations` from one pass.
+        acts: its :class:`~kanlab.network.LayerActivations` from one pass (no second pass
+            is made).
+
+    Returns:
+        a scalar tensor, differentiable with respect to the model's parameters.
+
+    Example:
+        >>> model = kanlab.KAN([2, 3, 1], seed=0)
+        >>> pred, acts = model.forward_with_activations(torch.rand(64, 2))
+        >>> regularization(model, acts).shape
+        torch.Size([])
     """
+    if len(acts) != len(model.layers):
+        raise ValueError(f"acts must hold one entry per layer ({len(model.layers)}), got {len(acts)}")
     total = acts[0].inputs.new_zeros(())
-    for a in acts:
-        scale = edge_scales(a.inputs, a.edges)  # (n_out, n_in)
-        p_in = scale / (scale.sum(dim=1, keepdim=True) + 1)
-        p_out = scale / (scale.sum(dim=0, keepdim=True) + 1)
-        total = total + lamb_l1 * scale.sum() + lamb_entropy * (_entropy(p_in, 1) + _entropy(p_out, 0))
+    for layer, a in zip(model.layers, acts):
+        scale = edge_scales(a.inputs, a.edges) * (layer.mask > 0)  # (n_out, n_in)
+        total = total + lamb_l1 * scale.sum()
+        if lamb_entropy:
+            total = total + lamb_entropy * (entropy(scale, 1) + entropy(scale, 0))
     if lamb_coef or lamb_coefdiff:
         for layer in model.layers:
             total = total + lamb_coef * layer.coef.abs().mean(dim=-1).sum()
