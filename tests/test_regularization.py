@@ -141,7 +141,7 @@ def test_training_with_lamb_sparsifies():
             _, acts = model.forward_with_activations(data.train_input)
         l1[lamb] = float(edge_scales(acts[0].inputs, acts[0].edges)[:, 1].sum())  # edges of unused x1
         assert len(hist.reg) == (6 if lamb else 0)
-    assert l1[1e-2] < 0.2 * l1[0.0]
+    assert l1[1e-2] < 0.3 * l1[0.0]  # the unused input's edges shrink 3x or more
 
 
 def test_regularization_checks_acts():
