@@ -10,6 +10,7 @@ pykan's version allocated ``batch x 101 x 101`` per candidate; here memory is
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple, Sequence
 
 import torch
@@ -28,10 +29,14 @@ class FitResult(NamedTuple):
     ``params`` ``(E, K, 4)`` holds (a, b, c, d) in the data's own coordinates;
     ``r2`` ``(E, K)`` is the coefficient of determination on all points, ``-inf`` for a
     skipped candidate (non-finite values, or a fit the data cannot determine).
+    ``cancellation`` ``(E, K)`` is ``max |c f(a x + b)| / (max y - min y)``: large values
+    (>> 1) mean the fit only uses a nearly flat slice of ``f`` and cancels it with ``d``,
+    a Taylor approximation (cos(eps x) ~ 1 - eps^2 x^2 / 2) rather than a real match.
     """
 
     params: Tensor
     r2: Tensor
+    cancellation: Tensor
 
 
 def is_constant(y: Tensor, rtol: float = 1e-9) -> Tensor:
@@ -42,20 +47,24 @@ def is_constant(y: Tensor, rtol: float = 1e-9) -> Tensor:
 
 
 def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], Tensor]],
-                  a_range=(-10.0, 10.0), b_range=(-10.0, 10.0), grid_number: int = 31,
-                  zoom_steps: int = 2, n_sub: int = 128, refine_steps: int = 30,
-                  max_elements: int = 2 ** 22) -> FitResult:
+                  a_range=(-10.0, 10.0), b_range=(-10.0, 10.0), grid_number: int = 21,
+                  zoom_steps: int = 2, n_sub: int = 64, n_refine: int = 256, refine_top: int = 8,
+                  refine_steps: int = 20, max_elements: int = 2 ** 18) -> FitResult:
     """Fit ``y ~ c f(a x + b) + d`` for every function ``f`` and every edge.
 
     The search is scale-free: ``x`` is first mapped to [-1, 1] (per edge), and ``a_range``,
-    ``b_range`` are the ranges of the slope and offset in those coordinates.
+    ``b_range`` are the ranges of the slope and offset in those coordinates. Three stages:
+    a zooming (a, b) grid search on ``n_sub`` points (float32, closed-form c, d), a
+    Levenberg-Marquardt refinement on ``n_refine`` points (float64) of each edge's
+    ``refine_top`` best candidates, and the r^2 of every candidate on all points.
 
     Args:
         x, y: edge inputs and outputs, ``(E, N)`` (or ``(N,)`` for one edge).
         functions: K elementwise torch functions (e.g. ``SymbolicFunction.torch_fn``).
         a_range, b_range: initial grid ranges; grid_number: grid points per axis.
         zoom_steps: times the grid is re-centred on the best point and narrowed.
-        n_sub: points used by the grid search; refine_steps: Levenberg-Marquardt steps on all points.
+        n_sub, n_refine: points (spread over x's range) used by the grid search and the refinement.
+        refine_top: candidates refined per edge; refine_steps: Levenberg-Marquardt steps.
         max_elements: cap on the function values held at once during the grid search.
 
     Returns:
@@ -69,30 +78,47 @@ def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], T
     x, y = _check(x, y, grid_number, n_sub)
     dtype = x.dtype
     xn, yn, (mu, s, ym, ys) = _normalize(x.to(torch.float64), y.to(torch.float64))
-    xs, ysub = _subsample(xn, yn, n_sub)
-    params, r2s = [], []
-    for fn in functions:
+    xs, ysub = (t.float() for t in _subsample(xn, yn, n_sub))
+    xr, yr = _subsample(xn, yn, max(n_refine, 2))
+    p = xn.new_empty(xn.shape[0], len(functions), 4)  # (E, K, 4) in normalised coordinates
+    for k, fn in enumerate(functions):
         a, b = _grid_search(fn, xs, ysub, a_range, b_range, grid_number, zoom_steps, max_elements)
-        p = _refine(fn, xn, yn, torch.stack([a, b, *_closed_form_cd(fn(a[:, None] * xn + b[:, None]), yn)], -1),
-                    refine_steps)
-        params.append(p)
-        r2s.append(_r2(fn, xn, yn, p))
-    p = torch.stack(params, dim=1)  # (E, K, 4) in normalised coordinates
-    r2 = torch.stack(r2s, dim=1)  # (E, K)
+        a, b = a.double(), b.double()
+        p[:, k] = torch.stack([a, b, *_closed_form_cd(fn(a[:, None] * xr + b[:, None]), yr)], -1)
+    if refine_steps > 0:
+        r2_sub = torch.stack([_r2(fn, xr, yr, p[:, k]) for k, fn in enumerate(functions)], dim=1)
+        top = r2_sub.argsort(dim=1, descending=True)[:, :refine_top]  # (E, top)
+        chosen = torch.zeros_like(r2_sub, dtype=torch.bool).scatter_(1, top, True)
+        for k, fn in enumerate(functions):
+            sel = chosen[:, k]
+            if sel.any():
+                p[sel, k] = _refine(fn, xr[sel], yr[sel], p[sel, k], refine_steps)
+    r2, cancel = (torch.stack(v, dim=1) for v in zip(*(_r2(fn, xn, yn, p[:, k], True)
+                                                         for k, fn in enumerate(functions))))  # (E, K)
+    out = _denormalize(p, mu, s, ym, ys)
+    bad = ~torch.isfinite(out).all(dim=-1) | ~torch.isfinite(r2)
+    r2 = torch.where(bad, float("-inf"), r2)
+    out = torch.where(bad[..., None], torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=out.dtype), out)
+    cancel = torch.where(bad | ~torch.isfinite(cancel), float("inf"), cancel)
+    out, r2, cancel = out.to(dtype), r2.to(dtype), cancel.to(dtype)
+    return FitResult(out[0], r2[0], cancel[0]) if squeeze else FitResult(out, r2, cancel)
+
+
+def _denormalize(p: Tensor, mu: Tensor, s: Tensor, ym: Tensor, ys: Tensor) -> Tensor:
+    """(a, b, c, d) for normalised x, y -> for the original ones. Shape ``(E, K, 4)``."""
     a = p[..., 0] / s[:, None]
     b = p[..., 1] - p[..., 0] * mu[:, None] / s[:, None]
     c = p[..., 2] * ys[:, None]
     d = p[..., 3] * ys[:, None] + ym[:, None]
-    out = torch.stack([a, b, c, d], dim=-1)
-    bad = ~torch.isfinite(out).all(dim=-1) | ~torch.isfinite(r2)
-    r2 = torch.where(bad, float("-inf"), r2)
-    out = torch.where(bad[..., None], torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=out.dtype), out)
-    out, r2 = out.to(dtype), r2.to(dtype)
-    return FitResult(out[0], r2[0]) if squeeze else FitResult(out, r2)
+    return torch.stack([a, b, c, d], dim=-1)
 
 
-def rank_candidates(r2: Tensor, complexity: Tensor, weight_simple: float = 0.8) -> Tensor:
+def rank_candidates(r2: Tensor, complexity: Tensor, weight_simple: float = 0.8,
+                    cancellation: Tensor | None = None, max_cancellation: float = 10.0) -> Tensor:
     """pykan's score, lower is better: ``(1 - w) log2(1 + 1e-5 - r2) + w complexity``.
+
+    Candidates whose ``cancellation`` exceeds ``max_cancellation`` (Taylor-slice fits, see
+    :class:`FitResult`) are ranked after all others, unless that leaves nothing.
 
     Shape: ``r2`` ``(..., K)``, ``complexity`` ``(K,)`` -> ``(..., K)``; skipped
     candidates (``r2 = -inf``) score ``+inf``.
@@ -102,7 +128,12 @@ def rank_candidates(r2: Tensor, complexity: Tensor, weight_simple: float = 0.8) 
     r2 = r2.to(torch.float64)
     fit_loss = torch.log2(1 + 1e-5 - r2.clamp(max=1.0).clamp(min=-1e30))
     score = (1 - weight_simple) * fit_loss + weight_simple * complexity.to(torch.float64)
-    return torch.where(torch.isfinite(r2), score, float("inf"))
+    score = torch.where(torch.isfinite(r2), score, float("inf"))
+    if cancellation is not None:
+        flat = cancellation.to(torch.float64) > max_cancellation
+        some_left = (torch.isfinite(score) & ~flat).any(dim=-1, keepdim=True)
+        score = torch.where(flat & some_left & torch.isfinite(score), score + 1e6, score)
+    return score
 
 
 # ---------------------------------------------------------------------- steps
@@ -142,46 +173,56 @@ def _subsample(x: Tensor, y: Tensor, m: int) -> tuple[Tensor, Tensor]:
     return x.gather(1, pick), y.gather(1, pick)
 
 
+_A_SCALE = 0.3  # slopes are searched on a sinh scale: dense near 0, geometric beyond ~0.3
+
+
 def _grid_search(fn, x: Tensor, y: Tensor, a_range, b_range, g: int, zoom_steps: int,
                  max_elements: int) -> tuple[Tensor, Tensor]:
-    """Best (a, b) per edge by the correlation of f(a x + b) with y on the subsample. ``(E,)`` each."""
+    """Best (a, b) per edge by the correlation of f(a x + b) with y on the subsample. ``(E,)`` each.
+
+    The slope axis is uniform in ``t = asinh(a / 0.3)`` (fine steps for small slopes, where
+    domain limits such as arctanh's make the fit sensitive, geometric steps for large ones);
+    each zoom re-centres a smaller grid on the best point, one old step either side.
+    """
     e, m = x.shape
     yc = y - y.mean(dim=1, keepdim=True)
     syy = (yc * yc).sum(dim=1)  # (E,)
-    lo_a = x.new_full((e,), float(a_range[0]))
-    hi_a = x.new_full((e,), float(a_range[1]))
-    lo_b = x.new_full((e,), float(b_range[0]))
-    hi_b = x.new_full((e,), float(b_range[1]))
+    t_lo, t_hi = (math.asinh(float(v) / _A_SCALE) for v in a_range)
+    lo_t, hi_t = x.new_full((e,), t_lo), x.new_full((e,), t_hi)
+    lo_b, hi_b = x.new_full((e,), float(b_range[0])), x.new_full((e,), float(b_range[1]))
     best_r2 = x.new_full((e,), -2.0)
-    best_a, best_b = (lo_a + hi_a) / 2, (lo_b + hi_b) / 2
-    steps = torch.linspace(0, 1, g, dtype=x.dtype)
+    best_t, best_b = (lo_t + hi_t) / 2, (lo_b + hi_b) / 2
     chunk = max(1, max_elements // max(1, e * m))
-    for _ in range(zoom_steps + 1):
-        av = lo_a[:, None] + (hi_a - lo_a)[:, None] * steps  # (E, g)
+    for level in range(zoom_steps + 1):
+        n = g if level == 0 else max(5, g // 2 + 1)
+        steps = torch.linspace(0, 1, n, dtype=x.dtype)
+        tv = lo_t[:, None] + (hi_t - lo_t)[:, None] * steps  # (E, n)
         bv = lo_b[:, None] + (hi_b - lo_b)[:, None] * steps
-        aa = av[:, :, None].expand(e, g, g).reshape(e, g * g)  # (E, P)
-        bb = bv[:, None, :].expand(e, g, g).reshape(e, g * g)
-        for start in range(0, g * g, chunk):
+        tt = tv[:, :, None].expand(e, n, n).reshape(e, n * n)  # (E, P)
+        bb = bv[:, None, :].expand(e, n, n).reshape(e, n * n)
+        aa = _A_SCALE * torch.sinh(tt)
+        for start in range(0, n * n, chunk):
             a, b = aa[:, start:start + chunk], bb[:, start:start + chunk]
             z = fn(a[:, :, None] * x[:, None, :] + b[:, :, None])  # (E, Pc, M)
-            r2 = _corr2(z, yc, syy)  # (E, Pc)
-            val, idx = r2.max(dim=1)
+            val, idx = _corr2(z, yc, syy).max(dim=1)  # (E,)
             better = val > best_r2
             best_r2 = torch.where(better, val, best_r2)
-            best_a = torch.where(better, a.gather(1, idx[:, None])[:, 0], best_a)
+            best_t = torch.where(better, tt[:, start:start + chunk].gather(1, idx[:, None])[:, 0], best_t)
             best_b = torch.where(better, b.gather(1, idx[:, None])[:, 0], best_b)
-        da, db = (hi_a - lo_a) / (g - 1), (hi_b - lo_b) / (g - 1)
-        lo_a, hi_a, lo_b, hi_b = best_a - da, best_a + da, best_b - db, best_b + db
-    return best_a, best_b
+        dt, db = (hi_t - lo_t) / (n - 1), (hi_b - lo_b) / (n - 1)
+        lo_t, hi_t, lo_b, hi_b = best_t - dt, best_t + dt, best_b - db, best_b + db
+    return _A_SCALE * torch.sinh(best_t), best_b
 
 
 def _corr2(z: Tensor, yc: Tensor, syy: Tensor) -> Tensor:
-    """Squared correlation of each row of z ``(E, P, M)`` with yc ``(E, M)``; -1 where undefined."""
-    zc = z - z.mean(dim=-1, keepdim=True)
-    cov = torch.einsum("epm,em->ep", zc, yc)
-    vz = (zc * zc).sum(dim=-1)
+    """Squared correlation of each row of z ``(E, P, M)`` with the centred yc ``(E, M)``;
+    -1 where undefined."""
+    m = z.shape[-1]
+    cov = torch.einsum("epm,em->ep", z, yc)  # yc has zero mean, so z needs no centring
+    sz = z.sum(dim=-1)
+    vz = torch.einsum("epm,epm->ep", z, z) - sz * sz / m
     r2 = cov * cov / (vz * syy[:, None])
-    ok = torch.isfinite(r2) & (vz > 1e-20 * z.shape[-1])
+    ok = torch.isfinite(r2) & (vz > 1e-6 * (sz * sz / m).abs() + 1e-12 * m)
     return torch.where(ok, r2, -1.0)
 
 
@@ -203,19 +244,26 @@ def _sse(fn, x: Tensor, y: Tensor, p: Tensor) -> Tensor:
     return torch.where(torch.isfinite(sse), sse, float("inf"))
 
 
-def _r2(fn, x: Tensor, y: Tensor, p: Tensor) -> Tensor:
-    sst = ((y - y.mean(dim=1, keepdim=True)) ** 2).sum(dim=1)
+def _r2(fn, x: Tensor, y: Tensor, p: Tensor, cancellation: bool = False):
+    """r^2 of each row ``(E,)`` (and, if asked, the cancellation ratio ``(E,)``)."""
     with torch.no_grad():
-        r2 = 1 - _sse(fn, x, y, p) / sst
-    return torch.where(torch.isfinite(r2), r2, float("-inf"))
+        cf = p[:, 2:3] * fn(p[:, 0:1] * x + p[:, 1:2])  # (E, N)
+        sse = ((cf + p[:, 3:4] - y) ** 2).sum(dim=1)
+        sst = ((y - y.mean(dim=1, keepdim=True)) ** 2).sum(dim=1)
+        r2 = 1 - sse / sst
+        r2 = torch.where(torch.isfinite(r2), r2, float("-inf"))
+        if not cancellation:
+            return r2
+        return r2, cf.abs().amax(dim=1) / (y.amax(dim=1) - y.amin(dim=1))
 
 
 def _refine(fn, x: Tensor, y: Tensor, p: Tensor, steps: int) -> Tensor:
     """Levenberg-Marquardt on (a, b, c, d) ``(E, 4)``; a step is kept only if it lowers the error."""
     sse = _sse(fn, x, y, p)
     lam = torch.full_like(sse, 1e-3)
-    eye = torch.eye(4, dtype=p.dtype)
     for _ in range(steps):
+        if bool((sse <= 1e-26 * x.shape[1]).all()):
+            break
         jac, resid = _jacobian(fn, x, y, p)
         if jac is None:
             break
@@ -223,7 +271,7 @@ def _refine(fn, x: Tensor, y: Tensor, p: Tensor, steps: int) -> Tensor:
         g = (jac.transpose(1, 2) @ resid[..., None])[..., 0]
         diag = torch.diagonal(jtj, dim1=1, dim2=2)
         damp = lam[:, None] * (diag + 1e-12 * diag.amax(dim=1, keepdim=True) + 1e-30)
-        delta, info = torch.linalg.solve_ex(jtj + torch.diag_embed(damp) + 0 * eye, g)
+        delta, info = torch.linalg.solve_ex(jtj + torch.diag_embed(damp), g)
         delta = torch.where((info == 0)[:, None] & torch.isfinite(delta), delta, 0.0)
         new = p + delta
         new_sse = _sse(fn, x, y, new)
@@ -231,6 +279,8 @@ def _refine(fn, x: Tensor, y: Tensor, p: Tensor, steps: int) -> Tensor:
         p = torch.where(better[:, None], new, p)
         sse = torch.where(better, new_sse, sse)
         lam = torch.where(better, lam / 3, lam * 4).clamp(1e-12, 1e12)
+        if not bool(better.any()) and bool((lam >= 1e6).all()):
+            break
     return p
 
 

@@ -89,13 +89,15 @@ def _fit_kwargs(kw: dict) -> dict:
 
 # ---------------------------------------------------------------------- public
 def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence[str] | None = None,
-                     topk: int = 5, weight_simple: float = 0.8, **fit_kw) -> list[Suggestion]:
+                     topk: int = 5, weight_simple: float = 0.8, max_cancellation: float = 10.0,
+                     **fit_kw) -> list[Suggestion]:
     """Rank library functions for edge ``(l, i, j)`` (input node ``i`` -> output ``j`` of layer ``l``).
 
     Each candidate is fit as ``c f(a x + b) + d`` to the edge's values on the data ``x``
     (the model's input, ``(N, width[0])``) and scored by r^2 and complexity
-    (see :func:`kanlab.symbolic.fit.rank_candidates`). Skipped candidates (non-finite
-    values) are left out.
+    (see :func:`kanlab.symbolic.fit.rank_candidates`; fits that only use a nearly flat
+    slice of a function, cancellation > ``max_cancellation``, rank last). Skipped
+    candidates (non-finite values) are left out.
 
     Returns:
         Up to ``topk`` :class:`Suggestion`, best first.
@@ -112,7 +114,8 @@ def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence
         res = fit_functions(h[:, i], y, [e.torch_fn for e in entries], **_fit_kwargs(fit_kw))
     except SingularFitError as err:
         raise SingularFitError(f"edge (l={l}, i={i}, j={j}): {err}") from None
-    scores = rank_candidates(res.r2, torch.tensor([e.complexity for e in entries]), weight_simple)
+    scores = rank_candidates(res.r2, torch.tensor([e.complexity for e in entries]), weight_simple,
+                             res.cancellation, max_cancellation)
     order = [int(k) for k in torch.argsort(scores, stable=True) if torch.isfinite(scores[k])]
     return [Suggestion(entries[k].name, float(res.r2[k]), float(scores[k]),
                        tuple(float(v) for v in res.params[k])) for k in order[:topk]]
@@ -175,13 +178,14 @@ def unfix_symbolic(model, l: int, i: int, j: int) -> None:
 
 
 def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight_simple: float = 0.8,
-                  r2_threshold: float = 0.0, **fit_kw) -> list[EdgeChoice]:
+                  r2_threshold: float = 0.0, max_cancellation: float = 10.0, **fit_kw) -> list[EdgeChoice]:
     """Snap every numeric edge to its best library function, layer by layer.
 
     Layer ``l``'s edges are fit to the values they take when the model (with layers
     ``< l`` already snapped) is fed ``x``; all edges of a layer are fit in one batch.
-    Edges constant on ``x`` become ``"0"`` plus their constant. An edge whose best r^2 is
-    below ``r2_threshold`` stays numeric. Edges already symbolic or switched off are left.
+    Edges constant on ``x`` become ``"0"`` plus their constant. Candidates are ranked as in
+    :func:`suggest_symbolic` (``weight_simple``, ``max_cancellation``). An edge whose best
+    r^2 is below ``r2_threshold`` stays numeric. Edges already symbolic or switched off are left.
 
     Returns:
         One :class:`EdgeChoice` per edge considered.
@@ -208,7 +212,8 @@ def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight
         live = [e for e, c in zip(edges, const) if not c]
         if live:
             res = fit_functions(xs[~const], ys[~const], [e.torch_fn for e in entries], **fit_kw)
-            best = rank_candidates(res.r2, complexity, weight_simple).argmin(dim=1)  # (E,)
+            best = rank_candidates(res.r2, complexity, weight_simple, res.cancellation,
+                                   max_cancellation).argmin(dim=1)  # (E,)
             for n, (j, i) in enumerate(live):
                 k = int(best[n])
                 r2 = float(res.r2[n, k])
