@@ -93,6 +93,10 @@ def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], T
             sel = chosen[:, k]
             if sel.any():
                 p[sel, k] = _refine(fn, xr[sel], yr[sel], p[sel, k], refine_steps)
+    for k, fn in enumerate(functions):
+        if _is_identity(fn):  # c (a x + b) + d: the offset b belongs in d
+            p[:, k] = torch.stack([torch.ones_like(p[:, k, 0]), torch.zeros_like(p[:, k, 0]),
+                                   p[:, k, 2] * p[:, k, 0], p[:, k, 3] + p[:, k, 2] * p[:, k, 1]], dim=-1)
     r2, cancel = (torch.stack(v, dim=1) for v in zip(*(_r2(fn, xn, yn, p[:, k], True)
                                                          for k, fn in enumerate(functions))))  # (E, K)
     out = _denormalize(p, mu, s, ym, ys)
@@ -102,6 +106,14 @@ def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], T
     cancel = torch.where(bad | ~torch.isfinite(cancel), float("inf"), cancel)
     out, r2, cancel = out.to(dtype), r2.to(dtype), cancel.to(dtype)
     return FitResult(out[0], r2[0], cancel[0]) if squeeze else FitResult(out, r2, cancel)
+
+
+def _is_identity(fn) -> bool:
+    probe = torch.linspace(-3.0, 3.0, 7, dtype=torch.float64)
+    try:
+        return bool(torch.equal(fn(probe), probe))
+    except Exception:  # noqa: BLE001 - any failure just means "not the identity"
+        return False
 
 
 def _denormalize(p: Tensor, mu: Tensor, s: Tensor, ym: Tensor, ys: Tensor) -> Tensor:
@@ -216,14 +228,15 @@ def _grid_search(fn, x: Tensor, y: Tensor, a_range, b_range, g: int, zoom_steps:
 
 def _corr2(z: Tensor, yc: Tensor, syy: Tensor) -> Tensor:
     """Squared correlation of each row of z ``(E, P, M)`` with the centred yc ``(E, M)``;
-    -1 where undefined."""
-    m = z.shape[-1]
-    cov = torch.einsum("epm,em->ep", z, yc)  # yc has zero mean, so z needs no centring
-    sz = z.sum(dim=-1)
-    vz = torch.einsum("epm,epm->ep", z, z) - sz * sz / m
+    -1 where undefined. z is centred first: in float32, ``sum z^2 - (sum z)^2 / M`` would
+    cancel badly exactly for the nearly flat slices that must not look like good fits."""
+    zm = z.mean(dim=-1, keepdim=True)
+    zc = z - zm
+    cov = torch.einsum("epm,em->ep", zc, yc)
+    vz = torch.einsum("epm,epm->ep", zc, zc)
     r2 = cov * cov / (vz * syy[:, None])
-    ok = torch.isfinite(r2) & (vz > 1e-6 * (sz * sz / m).abs() + 1e-12 * m)
-    return torch.where(ok, r2, -1.0)
+    ok = torch.isfinite(r2) & (vz > 1e-10 * z.shape[-1] * (zm[..., 0] * zm[..., 0] + 1e-10))
+    return torch.where(ok, r2.clamp(max=1.0), -1.0)
 
 
 def _closed_form_cd(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

@@ -96,9 +96,10 @@ _BASES = ("1", "pi", "1/pi", "sqrt(2)", "sqrt(3)", "sqrt(pi)", "1/sqrt(pi)", "sq
           "1/sqrt(2*pi)", "E")
 
 
-def nice_number(v: float, tolerance: float = 1e-6, max_denominator: int = 12):
-    """The simplest exact number ``p/q * base`` (q <= max_denominator, base in 1, pi, sqrt(2),
-    1/sqrt(2 pi), e, ...) within ``tolerance * max(1, |v|)`` of ``v``, or None."""
+def nice_number(v: float, tolerance: float = 1e-6, max_denominator: int = 12, max_numerator: int = 100):
+    """The simplest exact number ``p/q * base`` (|p| <= max_numerator, q <= max_denominator,
+    base in 1, pi, sqrt(2), 1/sqrt(2 pi), e, ...) within ``tolerance * max(1, |v|)`` of ``v``,
+    or None."""
     sp = _sp()
     if not math.isfinite(v):
         return None
@@ -106,7 +107,7 @@ def nice_number(v: float, tolerance: float = 1e-6, max_denominator: int = 12):
         expr = sp.sympify(base)
         bv = float(expr)
         q = Fraction(v / bv).limit_denominator(max_denominator)
-        if abs(float(q) * bv - v) <= tolerance * max(1.0, abs(v)):
+        if abs(q.numerator) <= max_numerator and abs(float(q) * bv - v) <= tolerance * max(1.0, abs(v)):
             return sp.Rational(q.numerator, q.denominator) * expr
     return None
 
