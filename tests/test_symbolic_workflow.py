@@ -14,7 +14,7 @@ sympy = pytest.importorskip("sympy")
 
 import kanlab  # noqa: E402
 from kanlab.datasets import from_function  # noqa: E402
-from kanlab.symbolic import to_numpy  # noqa: E402
+from kanlab.symbolic import polish_symbolic, to_numpy  # noqa: E402
 
 x0, x1 = sympy.symbols("x0 x1")
 PI = math.pi
@@ -52,7 +52,8 @@ def run_workflow(name, n_train=300):
     model = model.refine(10)
     model.fit(data, steps=30, progress=False)
     model.auto_symbolic(data.train_input, **auto_kw)
-    model.fit(data, steps=50, progress=False, update_grid=False)
+    model.fit(data, steps=20, progress=False, update_grid=False)
+    polish_symbolic(model, data.train_input, data.train_label)
     formula = model.symbolic_formula()[0]
     fresh = torch.rand(1000, n_var, dtype=torch.float64, generator=torch.Generator().manual_seed(123))
     fresh = fresh * (rng[1] - rng[0]) + rng[0]

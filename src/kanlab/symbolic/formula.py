@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .library import get_function
+from .library import canonical_params, get_function
 
 __all__ = ["symbolic_formula", "simplify_formula", "round_constants", "nice_number", "to_latex",
            "to_numpy", "to_torch"]
@@ -76,18 +76,14 @@ def _symbols(model, var_names):
 
 
 def edge_expression(name: str, a: float, b: float, c: float, d: float, u):
-    """``c f(a u + b) + d`` as sympy, with the scale pulled out of powers and exponentials."""
+    """``c f(a u + b) + d`` as sympy, with redundant parameters removed (:func:`canonical_params`)."""
     sp = _sp()
     fn = get_function(name)
     if fn.name == "0":
         return sp.Float(d)
-    if fn.degree is not None and a != 0:  # c f(a u + b) = c |a|^p f(sign(a) u + b / |a|)
-        s = abs(a)
-        c, a, b = c * s ** fn.degree, math.copysign(1.0, a), b / s
+    a, b, c, d = canonical_params(fn.name, a, b, c, d)
     if fn.name == "x":
-        return sp.Float(c * a) * u + sp.Float(c * b + d)
-    if fn.name == "exp" and math.isfinite(math.exp(min(b, 700.0))):
-        c, b = c * math.exp(b), 0.0
+        return sp.Float(c) * u + sp.Float(d)
     return sp.Float(c) * fn.sympy_fn(sp.Float(a) * u + sp.Float(b)) + sp.Float(d)
 
 

@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor
 
-__all__ = ["SymbolicFunction", "register", "get_function", "library_names", "resolve_library"]
+__all__ = ["SymbolicFunction", "register", "get_function", "library_names", "resolve_library",
+           "canonical_params"]
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,24 @@ def resolve_library(library: Iterable[str] | None) -> list[SymbolicFunction]:
     if not entries:
         raise ValueError("library must name at least one function")
     return entries
+
+
+def canonical_params(name: str, a: float, b: float, c: float, d: float) -> tuple[float, float, float, float]:
+    """The same edge ``c f(a x + b) + d`` with redundant parameters removed.
+
+    Powers (``degree`` p): ``c |a|^p f(sign(a) x + b / |a|)``; the identity: ``(c a) x + (c b + d)``;
+    exp: ``(c e^b) exp(a x)``. Keeps training well conditioned (c = 5e4 with b = -10.7 in
+    ``c exp(a x + b)`` makes LBFGS crawl) and formulas simple.
+    """
+    fn = get_function(name)
+    if fn.name == "x":
+        return 1.0, 0.0, c * a, c * b + d
+    if fn.degree is not None and a != 0:
+        s = abs(a)
+        return math.copysign(1.0, a), b / s, c * s ** fn.degree, d
+    if fn.name == "exp" and b < 700 and math.isfinite(c * math.exp(b)):
+        return a, 0.0, c * math.exp(b), d
+    return a, b, c, d
 
 
 def _builtins() -> None:

@@ -13,7 +13,7 @@ from torch import Tensor
 from ..validation import check_finite, check_input
 from .edges import SymbolicEdges
 from .fit import SingularFitError, fit_functions, is_constant, rank_candidates
-from .library import get_function, library_names, resolve_library
+from .library import canonical_params, get_function, library_names, resolve_library
 
 __all__ = ["Suggestion", "EdgeChoice", "suggest_symbolic", "fix_symbolic", "unfix_symbolic",
            "auto_symbolic", "default_library"]
@@ -154,7 +154,7 @@ def fix_symbolic(model, l: int, i: int, j: int, name: str, x: Tensor | None = No
             if not torch.isfinite(res.r2[0]):
                 raise ValueError(f"{name!r} gives non-finite values on the data of edge (l={l}, i={i}, j={j}); "
                                  "it cannot be fit there")
-            params, r2 = tuple(float(v) for v in res.params[0]), float(res.r2[0])
+            params, r2 = canonical_params(fn.name, *(float(v) for v in res.params[0])), float(res.r2[0])
     params = (1.0, 0.0, 1.0, 0.0) if params is None else tuple(float(v) for v in params)
     if len(params) != 4 or not all(torch.isfinite(torch.tensor(params))):
         raise ValueError(f"params must be four finite numbers (a, b, c, d), got {params!r}")
@@ -219,6 +219,7 @@ def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight
                 r2 = float(res.r2[n, k])
                 fixed = r2 >= r2_threshold and r2 > float("-inf")
                 if fixed:
-                    _set(model, l, i, j, entries[k].name, tuple(float(v) for v in res.params[n, k]))
+                    _set(model, l, i, j, entries[k].name,
+                         canonical_params(entries[k].name, *(float(v) for v in res.params[n, k])))
                 choices.append(EdgeChoice(l, i, j, entries[k].name, r2, fixed))
     return choices
