@@ -116,3 +116,14 @@ def test_auto_symbolic_layer_by_layer_snaps_known_edges():
     assert all(c.r2 > 1 - 1e-8 for c in choices)
     torch.testing.assert_close(model(x)[:, 0], torch.exp(0.5 * x[:, 0]) + torch.cos(2 * x[:, 1]),
                                atol=1e-6, rtol=0)
+
+
+def test_import_does_not_load_sympy():
+    import subprocess
+    import sys
+
+    code = "import sys, kanlab, kanlab.symbolic; m = kanlab.KAN([2, 1]); m.fix_symbolic(0, 0, 0, 'sin'); " \
+           "print('sympy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "PYTHONPATH": "src"})
+    assert out.stdout.strip() == "False"
