@@ -48,7 +48,7 @@ def is_constant(y: Tensor, rtol: float = 1e-9) -> Tensor:
 
 def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], Tensor]],
                   a_range=(-10.0, 10.0), b_range=(-10.0, 10.0), grid_number: int = 21,
-                  zoom_steps: int = 2, n_sub: int = 64, n_refine: int = 256, refine_top: int = 8,
+                  zoom_steps: int = 2, n_sub: int = 64, n_refine: int = 256, refine_top: int = 6,
                   refine_steps: int = 20, max_elements: int = 2 ** 18) -> FitResult:
     """Fit ``y ~ c f(a x + b) + d`` for every function ``f`` and every edge.
 
@@ -289,11 +289,12 @@ def _refine(fn, x: Tensor, y: Tensor, p: Tensor, steps: int) -> Tensor:
         new = p + delta
         new_sse = _sse(fn, x, y, new)
         better = new_sse < sse
+        gain = torch.where(better, (sse - new_sse) / sse.clamp(min=1e-300), 0.0)
         p = torch.where(better[:, None], new, p)
         sse = torch.where(better, new_sse, sse)
         lam = torch.where(better, lam / 3, lam * 4).clamp(1e-12, 1e12)
-        if not bool(better.any()) and bool((lam >= 1e6).all()):
-            break
+        if bool(((better & (gain < 1e-10)) | (~better & (lam >= 1e6))).all()):
+            break  # converged (or stuck) everywhere
     return p
 
 
