@@ -194,7 +194,6 @@ def compile_formula(exprs, variables: Sequence | None = None, dtype=torch.float6
         [2, 1, 1]
     """
     from ..network import KAN
-    from .ops import symbolic_layer
 
     sp = _sp()
     single = isinstance(exprs, sp.Basic)
@@ -220,6 +219,14 @@ def compile_formula(exprs, variables: Sequence | None = None, dtype=torch.float6
     width = [len(variables)] + [_width(nodes) for nodes in levels]
     model = KAN(width, mult_arity=2, dtype=dtype, device=device,
                 input_names=[v.name for v in variables], **kan_kwargs)
+    _fill(model, levels)
+    return model
+
+
+def _fill(model, levels: list) -> None:
+    """Switch the numeric edges off and write every node's edges into the symbolic layers."""
+    from .ops import symbolic_layer
+
     with torch.no_grad():
         for layer in model.layers:
             layer.mask.zero_()
@@ -233,7 +240,6 @@ def compile_formula(exprs, variables: Sequence | None = None, dtype=torch.float6
                     src = 0 if e.child is None else (e.child.index if e.child.kind == "input" else position[id(e.child)])
                     sym.set_edge(slot, src, e.name, e.a, e.b, e.c, e.d)
                 slot += 1
-    return model
 
 
 def _width(nodes: list):
