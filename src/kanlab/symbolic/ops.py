@@ -1,0 +1,225 @@
+"""Snapping a KAN's edges to closed forms: suggest, fix, unfix and auto_symbolic.
+
+Everything takes the data explicitly: edge inputs and values are computed from ``x``
+(the model's input) at call time, never from an earlier forward pass.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import Tensor
+
+from ..validation import check_finite, check_input
+from .edges import SymbolicEdges
+from .fit import SingularFitError, fit_functions, is_constant, rank_candidates
+from .library import canonical_params, get_function, library_names, resolve_library
+
+__all__ = ["Suggestion", "EdgeChoice", "suggest_symbolic", "fix_symbolic", "unfix_symbolic",
+           "auto_symbolic", "default_library"]
+
+
+class Suggestion(NamedTuple):
+    """One candidate for an edge: ``c name(a x + b) + d`` with its ``r2`` and ranking ``score``."""
+
+    name: str
+    r2: float
+    score: float
+    params: tuple[float, float, float, float]
+
+
+class EdgeChoice(NamedTuple):
+    """What :func:`auto_symbolic` did to edge ``(l, i, j)``: ``fixed`` tells whether it was snapped."""
+
+    l: int
+    i: int
+    j: int
+    name: str
+    r2: float
+    fixed: bool
+
+
+def default_library() -> list[str]:
+    """Every registered function except ``"0"`` (constant edges are detected separately)."""
+    return [n for n in library_names() if n != "0"]
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_edge(model, l: int, i: int, j: int) -> None:
+    if not (isinstance(l, int) and 0 <= l < model.depth):
+        raise IndexError(f"layer index l={l!r} is out of range for a model with {model.depth} layers")
+    layer = model.layers[l]
+    if not (isinstance(i, int) and 0 <= i < layer.in_features):
+        raise IndexError(f"input node i={i!r} is out of range: layer {l} has {layer.in_features} inputs")
+    if not (isinstance(j, int) and 0 <= j < layer.out_features):
+        raise IndexError(f"output j={j!r} is out of range: layer {l} has {layer.out_features} outputs")
+
+
+def symbolic_layer(model, l: int) -> SymbolicEdges:
+    """Layer ``l``'s :class:`SymbolicEdges`, created (all off) on first use."""
+    key = str(l)
+    if key not in model.symbolic:
+        layer = model.layers[l]
+        model.symbolic[key] = SymbolicEdges(layer.in_features, layer.out_features,
+                                            dtype=layer.coef.dtype, device=layer.coef.device)
+    return model.symbolic[key]
+
+
+@torch.no_grad()
+def layer_inputs(model, x: Tensor, l: int) -> Tensor:
+    """The inputs ``(N, n_in)`` that layer ``l`` sees when the model is fed ``x``."""
+    check_input(x, model.n_inputs, "x")
+    check_finite(x, "x")
+    h = x.reshape(-1, model.n_inputs).to(model.layers[0].coef.dtype)
+    for k in range(l):
+        y = model.layers[k](h)
+        if str(k) in model.symbolic:
+            y = y + model.symbolic[str(k)](h)
+        h = model.combine_nodes(k, y)
+    return h
+
+
+def _fit_kwargs(kw: dict) -> dict:
+    allowed = {"a_range", "b_range", "grid_number", "zoom_steps", "n_sub", "refine_steps", "max_elements"}
+    unknown = set(kw) - allowed
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}; fit options are {sorted(allowed)}")
+    return kw
+
+
+# ---------------------------------------------------------------------- public
+def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence[str] | None = None,
+                     topk: int = 5, weight_simple: float = 0.8, max_cancellation: float = 10.0,
+                     **fit_kw) -> list[Suggestion]:
+    """Rank library functions for edge ``(l, i, j)`` (input node ``i`` -> output ``j`` of layer ``l``).
+
+    Each candidate is fit as ``c f(a x + b) + d`` to the edge's values on the data ``x``
+    (the model's input, ``(N, width[0])``) and scored by r^2 and complexity
+    (see :func:`kanlab.symbolic.fit.rank_candidates`; fits that only use a nearly flat
+    slice of a function, cancellation > ``max_cancellation``, rank last). Skipped
+    candidates (non-finite values) are left out.
+
+    Returns:
+        Up to ``topk`` :class:`Suggestion`, best first.
+
+    Raises:
+        SingularFitError: the edge is constant on ``x``.
+    """
+    _check_edge(model, l, i, j)
+    entries = resolve_library(default_library() if library is None else library)
+    h = layer_inputs(model, x, l)
+    with torch.no_grad():
+        y = model.layer_edges(l, h)[:, j, i]
+    try:
+        res = fit_functions(h[:, i], y, [e.torch_fn for e in entries], **_fit_kwargs(fit_kw))
+    except SingularFitError as err:
+        raise SingularFitError(f"edge (l={l}, i={i}, j={j}): {err}") from None
+    scores = rank_candidates(res.r2, torch.tensor([e.complexity for e in entries]), weight_simple,
+                             res.cancellation, max_cancellation)
+    order = [int(k) for k in torch.argsort(scores, stable=True) if torch.isfinite(scores[k])]
+    return [Suggestion(entries[k].name, float(res.r2[k]), float(scores[k]),
+                       tuple(float(v) for v in res.params[k])) for k in order[:topk]]
+
+
+def fix_symbolic(model, l: int, i: int, j: int, name: str, x: Tensor | None = None,
+                 params: Sequence[float] | None = None, **fit_kw) -> float | None:
+    """Replace edge ``(l, i, j)`` by ``c name(a x + b) + d`` (numeric edge off, symbolic on).
+
+    With data ``x`` the parameters are fit to the edge's current values and the r^2 is
+    returned; otherwise ``params = (a, b, c, d)`` are used (default ``(1, 0, 1, 0)``) and
+    None is returned. The parameters stay trainable.
+
+    Raises:
+        ValueError: unknown ``name``; the fit is singular or the function is not finite on the data.
+    """
+    _check_edge(model, l, i, j)
+    fn = get_function(name)
+    r2 = None
+    if x is not None:
+        if params is not None:
+            raise ValueError("give either data x (to fit a, b, c, d) or params, not both")
+        h = layer_inputs(model, x, l)
+        with torch.no_grad():
+            y = model.layer_edges(l, h)[:, j, i]
+        if fn.name == "0" or bool(is_constant(y[None])[0]):
+            if fn.name != "0":
+                raise SingularFitError(f"edge (l={l}, i={i}, j={j}) is constant on x; a fit of {name!r} "
+                                       "is singular (fix it to '0', which keeps the constant)")
+            params, r2 = (1.0, 0.0, 0.0, float(y.mean())), 1.0 if bool(is_constant(y[None])[0]) else 0.0
+        else:
+            try:
+                res = fit_functions(h[:, i], y, [fn.torch_fn], **_fit_kwargs(fit_kw))
+            except SingularFitError as err:
+                raise SingularFitError(f"edge (l={l}, i={i}, j={j}): {err}") from None
+            if not torch.isfinite(res.r2[0]):
+                raise ValueError(f"{name!r} gives non-finite values on the data of edge (l={l}, i={i}, j={j}); "
+                                 "it cannot be fit there")
+            params, r2 = canonical_params(fn.name, *(float(v) for v in res.params[0])), float(res.r2[0])
+    params = (1.0, 0.0, 1.0, 0.0) if params is None else tuple(float(v) for v in params)
+    if len(params) != 4 or not all(torch.isfinite(torch.tensor(params))):
+        raise ValueError(f"params must be four finite numbers (a, b, c, d), got {params!r}")
+    _set(model, l, i, j, fn.name, params)
+    return r2
+
+
+@torch.no_grad()
+def _set(model, l: int, i: int, j: int, name: str, params) -> None:
+    symbolic_layer(model, l).set_edge(j, i, name, *params)
+    model.layers[l].mask[j, i] = 0.0
+
+
+@torch.no_grad()
+def unfix_symbolic(model, l: int, i: int, j: int) -> None:
+    """Make edge ``(l, i, j)`` numeric again (the spline it had before is switched back on)."""
+    _check_edge(model, l, i, j)
+    if str(l) in model.symbolic:
+        model.symbolic[str(l)].clear_edge(j, i)
+    model.layers[l].mask[j, i] = 1.0
+
+
+def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight_simple: float = 0.8,
+                  r2_threshold: float = 0.0, max_cancellation: float = 10.0, **fit_kw) -> list[EdgeChoice]:
+    """Snap every numeric edge to its best library function, layer by layer.
+
+    Layer ``l``'s edges are fit to the values they take when the model (with layers
+    ``< l`` already snapped) is fed ``x``; all edges of a layer are fit in one batch.
+    Edges constant on ``x`` become ``"0"`` plus their constant. Candidates are ranked as in
+    :func:`suggest_symbolic` (``weight_simple``, ``max_cancellation``). An edge whose best
+    r^2 is below ``r2_threshold`` stays numeric. Edges already symbolic or switched off are left.
+
+    Returns:
+        One :class:`EdgeChoice` per edge considered.
+    """
+    entries = resolve_library(default_library() if library is None else library)
+    complexity = torch.tensor([e.complexity for e in entries])
+    fit_kw = _fit_kwargs(fit_kw)
+    choices = []
+    for l in range(model.depth):
+        layer = model.layers[l]
+        edges = [(j, i) for j in range(layer.out_features) for i in range(layer.in_features)
+                 if layer.mask[j, i] != 0]
+        if not edges:
+            continue
+        h = layer_inputs(model, x, l)
+        with torch.no_grad():
+            vals = layer.edges(h)  # (N, out, in) numeric part only
+        xs = torch.stack([h[:, i] for _, i in edges])  # (E, N)
+        ys = torch.stack([vals[:, j, i] for j, i in edges])
+        const = is_constant(ys) | is_constant(xs)
+        for (j, i), y in zip([e for e, c in zip(edges, const) if c], ys[const]):
+            _set(model, l, i, j, "0", (1.0, 0.0, 0.0, float(y.mean())))
+            choices.append(EdgeChoice(l, i, j, "0", 1.0, True))
+        live = [e for e, c in zip(edges, const) if not c]
+        if live:
+            res = fit_functions(xs[~const], ys[~const], [e.torch_fn for e in entries], **fit_kw)
+            best = rank_candidates(res.r2, complexity, weight_simple, res.cancellation,
+                                   max_cancellation).argmin(dim=1)  # (E,)
+            for n, (j, i) in enumerate(live):
+                k = int(best[n])
+                r2 = float(res.r2[n, k])
+                fixed = r2 >= r2_threshold and r2 > float("-inf")
+                if fixed:
+                    _set(model, l, i, j, entries[k].name,
+                         canonical_params(entries[k].name, *(float(v) for v in res.params[n, k])))
+                choices.append(EdgeChoice(l, i, j, entries[k].name, r2, fixed))
+    return choices
