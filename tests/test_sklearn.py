@@ -142,7 +142,7 @@ def test_digits_accuracy_within_two_minutes():
     X, y = load_digits(return_X_y=True)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
     start = time.perf_counter()
-    clf = KANClassifier(hidden=(16,), grid_size=3, steps=60, random_state=0).fit(Xtr, ytr)
+    clf = KANClassifier(hidden=(10,), grid_size=3, steps=30, random_state=0).fit(Xtr, ytr)
     seconds = time.perf_counter() - start
     accuracy = clf.score(Xte, yte)
     assert accuracy >= 0.95, accuracy
