@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from kanlab.sklearn import KANClassifier, KANRegressor, expected_failed_checks  # noqa: E402
 
-FAST = dict(hidden=(2,), grid_size=3, steps=2, random_state=0)
+FAST = dict(hidden=(2,), grid_size=3, steps=1, random_state=0)
 
 
 @parametrize_with_checks([KANRegressor(**FAST), KANClassifier(**FAST)],
