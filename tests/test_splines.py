@@ -86,9 +86,12 @@ def test_curve_to_coef_float32_solves_in_float64():
 
 def test_adaptive_grid_mixes_uniform_and_quantiles():
     x = torch.tensor([[0.0], [0.1], [0.2], [0.3], [10.0]], dtype=torch.float64)
-    uniform = splines.adaptive_grid(x, 4, 1, grid_eps=1.0)
+    uniform = splines.adaptive_grid(x, 4, 1, grid_eps=1.0, margin=0.0)
     torch.testing.assert_close(uniform[0, 1:-1], torch.linspace(0, 10, 5, dtype=torch.float64))
-    quant = splines.adaptive_grid(x, 4, 1, grid_eps=0.0)
+    quant = splines.adaptive_grid(x, 4, 1, grid_eps=0.0, margin=0.0)
     torch.testing.assert_close(quant[0, 1:-1], x[:, 0])
+    padded = splines.adaptive_grid(x, 4, 1, grid_eps=0.0, margin=0.1)  # ends move out by 10% of the range
+    torch.testing.assert_close(padded[0, [1, -2]], torch.tensor([-1.0, 11.0], dtype=torch.float64))
+    torch.testing.assert_close(padded[0, 2:-2], x[1:-1, 0])
     flat = splines.adaptive_grid(torch.ones(10, 1), 3, 3, 0.02)
     assert bool((flat.diff(dim=1) > 0).all())  # a constant input still gets a usable grid

@@ -20,7 +20,7 @@ def test_lbfgs_learns_and_records_history():
     assert len(hist.train_rmse) == len(hist.test_rmse) == 15
     assert hist.test_rmse[-1] < 0.05 * data.test_label.std()
     assert hist.grid_update_steps == [0, 5, 10]
-    pred = model(data.test_input)
+    pred = model(data.test_input).detach()
     assert abs(float(torch.sqrt(((pred - data.test_label) ** 2).mean())) - hist.test_rmse[-1]) < 1e-12
 
 

@@ -59,11 +59,15 @@ def extend_grid(points: Tensor, spline_order: int) -> Tensor:
     return torch.cat([left, points, right], dim=1)
 
 
-def adaptive_grid(x: Tensor, grid_size: int, spline_order: int, grid_eps: float) -> Tensor:
+def adaptive_grid(x: Tensor, grid_size: int, spline_order: int, grid_eps: float,
+                  margin: float = 0.02) -> Tensor:
     """Grid that follows the samples: ``grid_eps`` * uniform + (1 - grid_eps) * quantiles.
 
     ``grid_eps = 1`` gives a uniform grid over the samples' range, ``0`` puts the grid
-    points at the samples' quantiles.
+    points at the samples' quantiles. The end points move out by ``margin`` times the
+    samples' range, so that new points just beyond the samples (a test set) stay on the
+    polynomial pieces the samples determined instead of on the barely constrained
+    extension bases.
 
     Shape: ``x`` ``(N, n_in)`` -> ``(n_in, G + 2k + 1)``.
     """
@@ -80,6 +84,8 @@ def adaptive_grid(x: Tensor, grid_size: int, spline_order: int, grid_eps: float)
     uniform = lo[:, None] + (hi - lo)[:, None] * steps  # (n_in, G+1)
     points = grid_eps * uniform + (1 - grid_eps) * quantiles
     points = torch.where(points.isnan(), uniform, points)
+    pad = margin * (hi - lo)
+    points = torch.cat([points[:, :1] - pad[:, None], points[:, 1:-1], points[:, -1:] + pad[:, None]], dim=1)
     return extend_grid(points, spline_order)
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import Tensor
 
 from .datasets.core import Dataset, as_dataset
 from .distributed import data_parallel
+from .optim import LBFGS
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
 from .regularization import regularization
 
@@ -160,9 +161,7 @@ def _check_args(steps, optimizer, lr, batch_size, eval_every, lamb) -> None:
 def _make_optimizer(model, name: str, lr, weight_decay: float, max_iter: int):
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "lbfgs":
-        return torch.optim.LBFGS(params, lr=lr or 1.0, max_iter=max_iter, history_size=10,
-                                 line_search_fn="strong_wolfe", tolerance_grad=1e-32,
-                                 tolerance_change=1e-32)
+        return LBFGS(params, lr=lr or 1.0, max_iter=max_iter, history_size=10)
     cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
     return cls(params, lr=lr or 1e-3, weight_decay=weight_decay)
 
@@ -174,7 +173,7 @@ class _BatchSource:
         self.model, self.kind = model, kind
         self.gen = torch.Generator().manual_seed(seed)
         device = next(model.parameters()).device
-        if isinstance(data, (Dataset, dict)):
+        if isinstance(data, (Dataset, Mapping)):
             ds = as_dataset(data).to(device)
             self._check(ds.train_input, ds.train_label, "data['train_input']", "data['train_label']")
             self._check(ds.test_input, ds.test_label, "data['test_input']", "data['test_label']")

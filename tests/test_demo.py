@@ -1,0 +1,18 @@
+import subprocess
+import sys
+
+from kanlab.demo import grid_extension
+
+
+def test_grid_extension_reaches_paper_accuracy():
+    """[2,1,1] on exp(sin(pi x) + y^2): test RMSE falls with G and reaches <= 1e-5 at G=50."""
+    rows = list(grid_extension((2, 1, 1), grids=(3, 5, 10, 20, 50), steps=50, seed=2, restarts=1))
+    rmse = [r.test_rmse for r in rows]
+    assert all(b < a for a, b in zip(rmse, rmse[1:]))
+    assert rmse[-1] <= 1e-5
+    assert [r.grid_size for r in rows] == [3, 5, 10, 20, 50]
+
+
+def test_cli_demo_help():
+    out = subprocess.run([sys.executable, "-m", "kanlab.cli", "demo", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--steps" in out.stdout
