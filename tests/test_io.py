@@ -71,18 +71,18 @@ def test_round_trip_pruned(tmp_path):
 class _FakeSymbolicEdges(nn.Module):
     """Stands in for kanlab.symbolic.edges.SymbolicEdges: config_dict / from_config + tensors."""
 
-    def __init__(self, n_in, n_out, names):
+    def __init__(self, n_in, n_out, names, dtype=None):
         super().__init__()
         self.n_in, self.n_out, self.names = n_in, n_out, names
-        self.affine = nn.Parameter(torch.zeros(n_out, n_in, 4, dtype=torch.float64))
-        self.register_buffer("active", torch.zeros(n_out, n_in, dtype=torch.float64))
+        self.affine = nn.Parameter(torch.zeros(n_out, n_in, 4, dtype=dtype))
+        self.register_buffer("active", torch.zeros(n_out, n_in, dtype=dtype))
 
     def config_dict(self):
         return {"n_in": self.n_in, "n_out": self.n_out, "names": self.names}
 
     @classmethod
-    def from_config(cls, cfg):
-        return cls(**cfg)
+    def from_config(cls, cfg, dtype=None):
+        return cls(**cfg, dtype=dtype)
 
     def edges(self, x):  # (N, n_in) -> (N, n_out, n_in)
         a = self.affine
@@ -97,7 +97,7 @@ def test_round_trip_symbolic_edges(tmp_path, monkeypatch):
     fake.SymbolicEdges = type("SymbolicEdges", (_FakeSymbolicEdges,), {})
     monkeypatch.setitem(sys.modules, "kanlab.symbolic.edges", fake)
     model, x = _trained([2, 2, 1])
-    sym = fake.SymbolicEdges(2, 2, [["sin", "x"], ["0", "0"]])
+    sym = fake.SymbolicEdges(2, 2, [["sin", "x"], ["0", "0"]], dtype=torch.float64)
     with torch.no_grad():
         sym.affine.copy_(torch.randn(2, 2, 4, dtype=torch.float64))
         sym.active[0, 1] = 1.0

@@ -24,6 +24,22 @@ FIT_OUTPUTS = ("model.kan", "metrics.json", "formula.txt", "formula.tex", "netwo
 
 # ---------------------------------------------------------------------- fit
 def run_fit(args) -> int:
+    """Train and write ``--out``; under ``torchrun`` every rank trains and rank 0 writes."""
+    from .distributed import init_from_env
+
+    owned = init_from_env()
+    try:
+        return _run_fit(args)
+    finally:
+        if owned:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run_fit(args) -> int:
+    from .distributed import is_rank_zero
+
     out = Path(args.out)
     _check_out_dir(out)
     _check_fit_args(args)
@@ -43,7 +59,10 @@ def run_fit(args) -> int:
     model, notes = _train(args, data, features, targets, dtype)
     metrics = _metrics(model, data, args, features, targets, time.perf_counter() - start)
     formula_txt, formula_tex = _formulas(model, args, features, notes)
+    if not is_rank_zero():
+        return 0
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; it becomes the output directory
     try:
         model.save(tmp / "model.kan")
         (tmp / "formula.txt").write_text(formula_txt)

@@ -22,10 +22,12 @@ Example (2 processes on one machine)::
 """
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import Tensor
 
-__all__ = ["DataParallel", "data_parallel", "is_distributed", "is_rank_zero", "rank"]
+__all__ = ["DataParallel", "data_parallel", "init_from_env", "is_distributed", "is_rank_zero", "rank"]
 
 
 def is_distributed() -> bool:
@@ -45,6 +47,18 @@ def rank() -> int:
 def is_rank_zero() -> bool:
     """True for the process that writes files and shows progress."""
     return rank() == 0
+
+
+def init_from_env(backend: str | None = None) -> bool:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE > 1`` in the environment),
+    unless already joined. Returns True when this call initialised it (the caller then owns it).
+    ``backend`` defaults to nccl with CUDA, gloo otherwise."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
+        return False
+    dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+    return True
 
 
 def data_parallel() -> "DataParallel | None":

@@ -101,12 +101,16 @@ def load(path, device=None) -> KAN:
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"cannot load {str(path)!r}: unknown dtype {meta['dtype']!r}")
     model = KAN(config=config, dtype=dtype)
+    saved_dtypes = {k: t.dtype for k, t in tensors.items()}
     for key, entry in symbolic.items():
-        model.symbolic[str(key)] = _build_symbolic(entry, path)
+        model.symbolic[str(key)] = _build_symbolic(entry, path, dtype)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
         raise ValueError(f"cannot load {str(path)!r}: tensors do not match the config ({err})") from None
+    changed = [k for k, t in model.state_dict().items() if t.dtype != saved_dtypes[k]]
+    if changed:  # a silent cast would break the bitwise round trip
+        raise ValueError(f"cannot load {str(path)!r}: mixed dtypes are not supported ({changed[:3]})")
     return model.to(device) if device is not None else model
 
 
@@ -155,7 +159,7 @@ def _read_metadata(blob: bytes, path: Path) -> dict[str, str]:
     return meta
 
 
-def _build_symbolic(entry, path: Path):
+def _build_symbolic(entry, path: Path, dtype: torch.dtype):
     where = f"cannot load {str(path)!r}"
     if not isinstance(entry, dict) or entry.get("type") not in _SYMBOLIC_CLASSES:
         known = sorted(_SYMBOLIC_CLASSES)
@@ -168,7 +172,7 @@ def _build_symbolic(entry, path: Path):
     except (ImportError, AttributeError) as err:
         raise ValueError(f"{where}: the file has symbolic edges but {module_name} is unavailable "
                          f"({err})") from None
-    return cls.from_config(entry.get("config", {}))
+    return cls.from_config(entry.get("config", {}), dtype=dtype)
 
 
 def _atomic_write(path: Path, blob: bytes) -> None:
