@@ -39,7 +39,7 @@ def _run(*argv, cwd):
 def test_fit_predict_end_to_end(tmp_path):
     _table().to_csv(tmp_path / "data.csv", index=False)
     symbolic = ["--symbolic"] if _has("kanlab.symbolic") else []
-    r = _run("fit", "data.csv", "--target", "f", "--width", "3", "--grid", "3,6", "--steps", "3",
+    r = _run("fit", "data.csv", "--target", "f", "--width", "3", "--grid", "3,6", "--steps", "10",
              "--out", "run", "--quiet", *symbolic, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run = tmp_path / "run"
@@ -63,10 +63,13 @@ def test_fit_predict_end_to_end(tmp_path):
     expect = model(torch.tensor(fresh[["x", "y"]].to_numpy())).detach().numpy()[:, 0]
     assert np.array_equal(preds["f"].to_numpy(), expect)  # %.17g round-trips float64 exactly
     np.testing.assert_allclose(expect, fresh["f"], atol=0.2)
-    if symbolic:
+    if symbolic:  # the formula computes what the model computes
+        sympy = pytest.importorskip("sympy")
         r = _run("formula", "run/model.kan", cwd=tmp_path)
         assert r.returncode == 0 and r.stdout.startswith("f = "), r.stderr
         assert (run / "formula.txt").read_text() == r.stdout
+        f = sympy.lambdify(sympy.symbols("x y"), sympy.sympify(r.stdout.split("=", 1)[1]))
+        np.testing.assert_allclose(f(fresh["x"].to_numpy(), fresh["y"].to_numpy()), expect, rtol=1e-4, atol=1e-4)
 
 
 def test_parquet_in_process_and_rerun_into_existing_dir(tmp_path, monkeypatch):

@@ -93,3 +93,23 @@ def test_example_input_and_errors(trained, tmp_path):
         to_onnx(nn.Linear(2, 2), tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="does not exist"):
         to_onnx(trained, tmp_path / "missing" / "m.onnx")
+
+
+def _has(module):
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(not _has("kanlab.symbolic.edges"), reason="kanlab.symbolic not present")
+def test_export_with_real_symbolic_edges():
+    model = KAN(width=[2, [2, 1], 1], seed=0)
+    x = _inputs(64, 3)[:, :2]
+    model.fix_symbolic(0, 0, 1, "sin", x)
+    model.fix_symbolic(1, 2, 0, "x^2", x)
+    program = to_exported_program(model)
+    x = _inputs(9, 4)[:, :2]
+    torch.testing.assert_close(program.module()(x), model(x), rtol=1e-6, atol=1e-6)

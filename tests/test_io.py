@@ -68,6 +68,26 @@ def test_round_trip_pruned(tmp_path):
     _assert_same(pruned, load(tmp_path / "p.kan"), x)
 
 
+def _has(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(not _has("kanlab.symbolic.edges"), reason="kanlab.symbolic not present")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_round_trip_real_symbolic(tmp_path, dtype):
+    model, x = _trained([2, [2, 1], 1], dtype)
+    model.fix_symbolic(0, 0, 1, "sin", x)
+    model.fix_symbolic(1, 2, 0, "x^2", x)
+    assert set(model.symbolic.keys()) == {"0", "1"}
+    model.save(tmp_path / "sym.kan")
+    back = load(tmp_path / "sym.kan")
+    _assert_same(model, back, x)
+    assert back.symbolic["0"].config_dict() == model.symbolic["0"].config_dict()
+
+
 class _FakeSymbolicEdges(nn.Module):
     """Stands in for kanlab.symbolic.edges.SymbolicEdges: config_dict / from_config + tensors."""
 

@@ -118,8 +118,9 @@ def _train(args, data: Dataset, features, targets, dtype):
         model = model.prune(data.train_input)
         model.fit(data, **dict(fit_kw, lamb=0.0))
         notes.append(f"pruned to width {model.width}")
-    if args.symbolic:
+    if args.symbolic:  # snap to closed forms, then polish their affine parameters
         model.auto_symbolic(data.train_input)
+        model.fit(data, **dict(fit_kw, update_grid=False))
     return model, notes
 
 

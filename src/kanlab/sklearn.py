@@ -88,18 +88,18 @@ class _KANEstimator(BaseEstimator):
                     output_names=output_names)
         data = Dataset(x, y, x[:1], y[:1])
         self.history_ = []
+        fit_kw = dict(steps=self.steps, optimizer=self.optimizer, lr=self.lr, batch_size=self.batch_size,
+                      loss=self._loss, lamb=self.lamb, update_grid=self.update_grid, progress=self.progress,
+                      seed=seed, eval_every=max(1, self.steps))
         for i, grid in enumerate(schedule):
             if i > 0:
                 model = model.refine(grid)
-            history = model.fit(data, steps=self.steps, optimizer=self.optimizer, lr=self.lr,
-                                batch_size=self.batch_size, loss=self._loss, lamb=self.lamb,
-                                update_grid=self.update_grid, progress=self.progress, seed=seed,
-                                eval_every=max(1, self.steps))
-            self.history_.append(history)
+            self.history_.append(model.fit(data, **fit_kw))
         self.model_ = model
         self.formula_ = None
-        if self.symbolic:
+        if self.symbolic:  # snap to closed forms, polish their affine parameters, read the formula
             model.auto_symbolic(x)
+            self.history_.append(model.fit(data, **dict(fit_kw, update_grid=False)))
             self.formula_ = self._formula()
 
     @torch.no_grad()
