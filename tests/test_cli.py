@@ -63,6 +63,9 @@ def test_fit_predict_end_to_end(tmp_path):
     expect = model(torch.tensor(fresh[["x", "y"]].to_numpy())).detach().numpy()[:, 0]
     assert np.array_equal(preds["f"].to_numpy(), expect)  # %.17g round-trips float64 exactly
     np.testing.assert_allclose(expect, fresh["f"], atol=0.2)
+    code = main(["plot", str(run / "model.kan"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "net.png")])
+    assert code == (0 if _has("kanlab.plotting") else 2)
+    assert (tmp_path / "net.png").exists() == (code == 0)
     if symbolic:  # the formula computes what the model computes
         sympy = pytest.importorskip("sympy")
         r = _run("formula", "run/model.kan", cwd=tmp_path)
