@@ -86,7 +86,8 @@ def to_torchscript(model: KAN, example: Tensor | None = None):
     """A TorchScript module by tracing (``torch.jit.trace``); save it with ``.save(path)``.
 
     Tracing records the operations for the example's shapes except the batch size; the
-    model's Python-side argument checks are not part of the traced module.
+    model's Python-side argument checks are not part of the traced module. TorchScript is
+    deprecated in recent PyTorch: prefer :func:`to_exported_program`.
     """
     import warnings
 
