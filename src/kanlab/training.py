@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from .datasets.core import Dataset, as_dataset
+from .distributed import data_parallel
 from .optim import LBFGS
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
 from .regularization import regularization
@@ -88,16 +89,21 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
     _check_args(steps, optimizer, lr, batch_size, eval_every, lamb)
     kind, loss_fn = resolve_loss(loss)
     source = _BatchSource(model, data, kind, batch_size, seed, test_data)
+    ddp = data_parallel()  # None unless running under torch.distributed with > 1 rank
+    if ddp is not None:
+        ddp.prepare(model, source)
     opt = _make_optimizer(model, optimizer, lr, weight_decay, max_iter)
     regularize = lamb > 0
     grid_every = max(1, stop_grid_update_step // max(1, grid_update_num))
     history, params = History(), [p for p in model.parameters() if p.requires_grad]
     start = time.perf_counter()
-    bar = _progress(steps, progress)
+    bar = _progress(steps, progress and (ddp is None or ddp.rank == 0))
     for step in range(steps):
         x, y = next(source)
+        if ddp is not None:
+            x, y = ddp.local_batch(source, x, y)
         if update_grid and start_grid_update_step <= step < stop_grid_update_step and step % grid_every == 0:
-            model.update_grid(source.grid_input(x))
+            model.update_grid(source.grid_input(x) if ddp is None else ddp.grid_input(source, x))
             history.grid_update_steps.append(step)
             opt = _make_optimizer(model, optimizer, lr, weight_decay, max_iter)  # stale curvature
         snapshot = _snapshot(model)
@@ -113,6 +119,9 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
             fit_loss = loss_fn(pred, y)
             objective = fit_loss + lamb * reg if regularize else fit_loss
             objective.backward()
+            if ddp is not None:  # gradients and logged values averaged over the ranks
+                fit_loss, objective = ddp.average_gradients(params, x.shape[0], fit_loss.detach(),
+                                                            objective.detach())
             last["loss"], last["reg"] = fit_loss.detach(), reg.detach() if reg is not None else None
             return objective
 

@@ -1,0 +1,6 @@
+"""``python -m kanlab ...`` runs the `kanlab` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
