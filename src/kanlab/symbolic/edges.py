@@ -115,17 +115,21 @@ class SymbolicEdges(nn.Module):
 
     # ------------------------------------------------------------------ compute
     def _groups(self) -> list[tuple[str, list[int]]]:
-        """Active edges grouped by function: (name, flat indices). Cached per mask version."""
-        key = (self.mask._version, self.mask.data_ptr())
-        if self._groups_cache is not None and self._groups_cache[0] == key:
-            return self._groups_cache[1]
-        active = self.mask.detach().flatten().nonzero().flatten().tolist()
-        groups: dict[str, list[int]] = {}
-        for flat in active:
-            groups.setdefault(self.names[flat // self.in_features][flat % self.in_features], []).append(flat)
-        out = list(groups.items())
-        self._groups_cache = (key, out)
-        return out
+        """Edges grouped by function name: (name, flat indices), "0" left out.
+
+        Built from the names alone (plain Python data, reset whenever a name changes), so
+        tracing, ``torch.export`` and ``torch.compile`` see a fixed graph; edges switched
+        off by ``mask`` are computed and multiplied by zero (every library function is
+        finite everywhere, so that stays zero).
+        """
+        if self._groups_cache is None:
+            groups: dict[str, list[int]] = {}
+            for o, row in enumerate(self.names):
+                for i, name in enumerate(row):
+                    if name != "0":
+                        groups.setdefault(name, []).append(o * self.in_features + i)
+            self._groups_cache = list(groups.items())
+        return self._groups_cache
 
     def edges(self, x: Tensor) -> Tensor:
         """Every edge's value (zero where ``mask = 0``). Shape: ``(N, in)`` -> ``(N, out, in)``."""
