@@ -36,3 +36,22 @@ def test_paper_benchmark_tiny_run_writes_report(tmp_path):
 def test_only_flag_rejects_unknown_experiment(tmp_path):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--only", "z"], settings=TINY)
+
+
+@pytest.mark.slow
+def test_continual_learning_kan_keeps_first_peak():
+    """Acceptance (e): after the fifth phase the KAN's RMSE on the first peak's region < 1e-2,
+    while the MLP forgets it."""
+    import dataclasses
+
+    from benchmarks.paper import continual
+    from benchmarks.paper.common import QUICK
+
+    from kanlab.datasets import continual_peaks
+    s = dataclasses.replace(QUICK, e_steps=20)
+    phases = continual_peaks(n_per_phase=s.e_points, n_test=200, seed=0)
+    kan_err, _ = continual.run_phases(continual.make_kan(), phases, s.e_steps, dict(update_grid=False))
+    mlp = continual.MLP(1, s.e_mlp_hidden, 1, seed=0)
+    mlp_err, _ = continual.run_phases(mlp, phases, s.e_steps, dict(update_grid=False))
+    assert kan_err[-1][0] < 1e-2
+    assert mlp_err[-1][0] > 10 * kan_err[-1][0]

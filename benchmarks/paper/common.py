@@ -21,7 +21,7 @@ class Settings:
     name: str
     # (a) grid extension
     a_points: int = 1000
-    a_grids: tuple[int, ...] = (3, 5, 10, 20)
+    a_grids: tuple[int, ...] = (3, 5, 10, 20, 50)
     a_steps: int = 20
     # (b) scaling laws
     b_functions: tuple[str, ...] = ("bessel_j0", "exp_sin_sq", "product")
@@ -33,21 +33,21 @@ class Settings:
     b_mlp_steps: int = 80
     # (c) special functions and Feynman
     c_rows: tuple[str, ...] | None = None  # None = every row
-    c_points: int = 500
+    c_points: int = 400
     c_grids: tuple[int, ...] = (3, 5, 10)
-    c_steps: int = 15
+    c_steps: int = 10
     c_mlp_shapes: tuple[tuple[int, ...], ...] = ((32, 32),)
-    c_mlp_steps: int = 45
+    c_mlp_steps: int = 30
     # (d) Poisson PINN
     d_interior: int = 400
     d_boundary: int = 100
-    d_steps: int = 30
-    d_kan_grids: tuple[int, ...] = (5,)
+    d_steps: int = 20
+    d_kan_grids: tuple[int, ...] = (5, 10)
     d_mlp_hidden: tuple[int, ...] = (100, 100, 100)
     d_eval_every: int = 5
     # (e) continual learning
     e_points: int = 200
-    e_steps: int = 30
+    e_steps: int = 20
     e_mlp_hidden: tuple[int, ...] = (64, 64)
     extra: dict = field(default_factory=dict)
 
@@ -59,13 +59,13 @@ FULL = Settings(
     b_points=3000, b_grids=(3, 5, 10, 20, 50, 100), b_steps=200, b_mlp_depths=(2, 3, 4, 5),
     b_mlp_widths=(5, 10, 20, 50, 100), b_mlp_steps=800,
     c_points=1000, c_grids=(3, 5, 10, 20, 50), c_steps=200, c_mlp_shapes=((20, 20), (50, 50), (20, 20, 20, 20)),
-    c_mlp_steps=1000, d_interior=10000, d_boundary=800, d_steps=200, d_kan_grids=(5, 10, 20),
+    c_mlp_steps=1000, d_interior=10000, d_boundary=800, d_steps=100, d_kan_grids=(5, 10, 20),
     d_eval_every=10, e_points=200, e_steps=100)
 TINY = Settings(  # for the smoke test: seconds
     "tiny", a_points=64, a_grids=(3, 5), a_steps=2, b_functions=("product",), b_points=64, b_grids=(3, 5),
     b_steps=2, b_mlp_depths=(2,), b_mlp_widths=(4,), b_mlp_steps=2, c_rows=("I.16.6", "jv"), c_points=64,
     c_grids=(3, 5), c_steps=2, c_mlp_shapes=((4,),), c_mlp_steps=2, d_interior=32, d_boundary=16, d_steps=2,
-    d_mlp_hidden=(8,), d_eval_every=1, e_points=32, e_steps=2, e_mlp_hidden=(8,))
+    d_kan_grids=(5,), d_mlp_hidden=(8,), d_eval_every=1, e_points=32, e_steps=2, e_mlp_hidden=(8,))
 
 
 class MLP(nn.Module):

@@ -29,12 +29,18 @@ def run_phases(model, phases, steps, grid_kwargs):
     return errs, (xs[:, 0], curves)
 
 
-def run(s, outdir) -> str:
-    phases = continual_peaks(n_per_phase=s.e_points, n_test=200, seed=0)
+def make_kan():
+    """KAN [1,1], G = 200, k = 3, base branch off; only the spline coefficients train."""
     kan = kanlab.KAN([1, 1], grid_size=200, spline_order=3, base_activation="zero", seed=0, dtype=DTYPE)
     for layer in kan.layers:  # as pykan's tutorial (sp_trainable=False, sb_trainable=False): a trainable
         layer.scale_spline.requires_grad_(False)  # global scale would let each phase rescale every peak
         layer.scale_base.requires_grad_(False)
+    return kan
+
+
+def run(s, outdir) -> str:
+    phases = continual_peaks(n_per_phase=s.e_points, n_test=200, seed=0)
+    kan = make_kan()
     mlp = MLP(1, s.e_mlp_hidden, 1, activation="silu", seed=0)
     kan_err, kan_curves = run_phases(kan, phases, s.e_steps, dict(update_grid=False))
     mlp_err, mlp_curves = run_phases(mlp, phases, s.e_steps, dict(update_grid=False))
