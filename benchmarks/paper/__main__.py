@@ -37,7 +37,10 @@ def main(argv=None, settings=None) -> Path:
         print(f"[paper] ({key}) done in {timings[-1][1]:.0f} s", flush=True)
     total = time.perf_counter() - start
     path = out / "paper.md"
-    path.write_text(_header(s, args, timings, total) + "\n".join(sections))
+    summary = [line for sec in sections for line in sec.splitlines()
+               if line.startswith(("**Acceptance", "**Summary"))]
+    summary_md = "## Summary\n\n" + "\n".join(f"- {line}" for line in summary) + "\n\n" if summary else ""
+    path.write_text(_header(s, args, timings, total) + summary_md + "\n".join(sections))
     print(f"[paper] wrote {path} in {total:.0f} s", flush=True)
     return path
 

@@ -33,13 +33,18 @@ def _section(results, s, fig_name) -> str:
         rows = [(r["G"], r["params"], r["train"], r["test"],
                  PAPER_211.get(r["G"]) if name == "[2, 1, 1]" else None, f"{r['seconds']:.1f}") for r in records]
         out.append(f"**KAN {name}** — fitted slope of log test RMSE vs log G over G = 5..50: "
-                   f"**{fmt(_slope(records))}** (theory for k = 3: -4; acceptance: <= -3)\n")
+                   f"**{_slope(records):.2f}** (theory for k = 3: -4; acceptance: <= -3)\n")
         out.append(table(["G", "params", "train RMSE", "test RMSE", "paper test RMSE", "seconds"], rows) + "\n")
     final = results.get("[2, 1, 1]", [])
     at50 = [r["test"] for r in final if r["G"] == 50]
     verdict = (f"test RMSE at G = 50: {fmt(at50[0])} (acceptance: <= 1e-6 with 3000 points)" if at50
                else "G = 50 not run in this mode (acceptance needs G = 50 with 3000 points: use --full)")
     out.append(f"[2,1,1] {verdict}.\n")
+    slope = _slope(final)
+    met = bool(at50) and slope <= -3 and at50[0] <= 1e-6 and s.a_points >= 3000
+    out.append(f"**Acceptance (a):** [2,1,1] slope over G = 5..50 = {slope:.2f} (target <= -3), test RMSE at "
+               f"G = 50 = {fmt(at50[0]) if at50 else 'not run'} (target <= 1e-6, 3000 points; this run: "
+               f"{s.a_points}): **{'met' if met else 'not met'}**.\n")
     out += [f"![grid extension]({name})\n" for name in fig_name]
     return "\n".join(out)
 

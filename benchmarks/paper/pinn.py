@@ -100,8 +100,9 @@ def _section(s, kan, mlp, kan_curve, mlp_curve, fig) -> str:
         "more parameters.\n",
         table(["model", "params", "steps", "L2 error (RMS)", "L2 error squared", "H1 error", "seconds"], rows)
         + "\n",
-        f"The KAN's final L2 error is **{verdict}** than the MLP's with "
-        f"{n_params(mlp) / n_params(kan):.3g}x fewer parameters.\n",
+        f"**Acceptance (d):** the KAN's final L2 error ({k[1]:.2e}) is **{verdict}** than the MLP's "
+        f"({m[1]:.2e}) with {n_params(mlp) / n_params(kan):.3g}x fewer parameters (target: lower, ~100x "
+        "fewer).\n",
         f"![Poisson PINN]({fig})\n"])
 
 

@@ -38,10 +38,13 @@ def _section(results, s, fig) -> str:
         all_mlp = [r for rs in mlps.values() for r in rs]
         mlp_slope = loglog_slope([r["params"] for r in all_mlp], [r["test"] for r in all_mlp])
         best_kan, best_mlp = min(r["test"] for r in kan), min(r["test"] for r in all_mlp)
-        rows.append((TOY[name].formula, str(width), kan_slope, best_kan, kan[-1]["params"], mlp_slope, best_mlp,
+        rows.append((TOY[name].formula, str(width), f"{kan_slope:.2f}", best_kan, kan[-1]["params"],
+                     f"{mlp_slope:.2f}", best_mlp,
                      min(all_mlp, key=lambda r: r["test"])["params"], "-4 (theory)"))
     out.append(table(["function", "KAN", "KAN slope", "best KAN test RMSE", "KAN params", "MLP slope",
                       "best MLP test RMSE", "its params", "paper KAN slope"], rows) + "\n")
+    out.append("**Summary (b):** KAN slopes " + ", ".join(f"{r[0]}: {r[2]}" for r in rows) + "; MLP slopes "
+               + ", ".join(f"{r[5]}" for r in rows) + ".\n")
     out.append("Every run:\n")
     detail = []
     for name, (width, kan, mlps) in results.items():

@@ -47,8 +47,8 @@ def _section(results, s, fig) -> str:
            f"picks). MLP: hidden {[list(h) for h in s.c_mlp_shapes]} (SiLU), {s.c_mlp_steps} LBFGS steps, "
            "best of those. The paper's ranges are not stated, so ours differ; its numbers come from longer "
            "training (200 steps per grid, G up to 1000).\n",
-           f"**Rows within {WITHIN:g}x of the paper's KAN RMSE (or better): {n_ok} / {len(results)} "
-           f"({100 * n_ok / max(1, len(results)):.0f}%); acceptance asks >= 80% in full mode.** "
+           f"**Acceptance (c):** rows within {WITHIN:g}x of the paper's KAN RMSE (or better): {n_ok} / {len(results)} "
+           f"({100 * n_ok / max(1, len(results)):.0f}%; target >= 80% in full mode). "
            f"Our KAN beats our MLP on {beats} / {len(results)} rows.\n"]
     for kind, title in (("special", "Special functions"), ("feynman", "Feynman equations")):
         sel = [r for r in results if r["kind"] == kind]

@@ -2,7 +2,9 @@
 
 Each equation from the Feynman Lectures (as used by AI Feynman) is rewritten in ratios of its
 quantities so that it has the paper's number of inputs. Ranges keep every formula finite and
-smooth enough to fit (documented per entry; angles span [0, 2 pi]). Written from the physics,
+smooth enough to fit (documented per entry; angles span [0, 2 pi]). Quantities that are positive
+in the physics (lengths, densities, wavelengths) get positive ranges bounded away from zero, which
+the paper's [2,1,1] results for products and ratios (e.g. II.38.3 a / b) imply. Written from the physics,
 not copied from a list: e.g. I.16.6, relativistic velocity addition, is (u + v) / (1 + u v).
 """
 from __future__ import annotations
@@ -73,8 +75,8 @@ _ENTRIES = [
      (UNIT, ANGLE, ANGLE), ("a", "theta1", "theta2"), "sqrt(1 + a^2 - 2 a cos(theta1 - theta2))   [a = x2/x1]"),
     ("I.30.3", _i_30_3, ((0.0, 2.0), (0.5, TWO_PI - 0.5)), ("n", "theta"),
      "sin^2(n theta/2) / sin^2(theta/2)"),
-    ("I.30.5", lambda x: torch.asin(_c(x, 0) / _c(x, 1)), (PM1, (1.25, 2.0)), ("a", "n"),
-     "arcsin(a / n)   [a = lambda/d]"),
+    ("I.30.5", lambda x: torch.asin(_c(x, 0) / _c(x, 1)), ((0.1, 1.0), (1.25, 2.0)), ("a", "n"),
+     "arcsin(a / n)   [a = lambda/d > 0]"),
     ("I.37.4", lambda x: 1 + _c(x, 0) + 2 * torch.sqrt(_c(x, 0)) * torch.cos(_c(x, 1)), ((0.1, 1.0), ANGLE),
      ("a", "delta"), "1 + a + 2 sqrt(a) cos(delta)   [I/I1, a = I2/I1]"),
     ("I.40.1", lambda x: _c(x, 0) * torch.exp(-_c(x, 1)), (UNIT, (0.0, 2.0)), ("n0", "a"),
@@ -89,13 +91,14 @@ _ENTRIES = [
      (PM1, PM1, PM1), ("a", "b", "c"), "3/(4 pi) c sqrt(a^2 + b^2)   [coordinates over r]"),
     ("II.11.7", lambda x: _c(x, 0) * (1 + _c(x, 1) * torch.cos(_c(x, 2))), (UNIT, PM1, ANGLE),
      ("n0", "a", "theta"), "n0 (1 + a cos(theta))   [a = p E / (k T)]"),
-    ("II.11.27", lambda x: _c(x, 0) * _c(x, 1) / (1 - _c(x, 0) * _c(x, 1) / 3), (UNIT, UNIT), ("n", "alpha"),
-     "n alpha / (1 - n alpha / 3)"),
+    ("II.11.27", lambda x: _c(x, 0) * _c(x, 1) / (1 - _c(x, 0) * _c(x, 1) / 3), ((0.1, 1.0), (0.1, 1.0)), ("n", "alpha"),
+     "n alpha / (1 - n alpha / 3)   [densities and polarisabilities > 0]"),
     ("II.35.18", lambda x: _c(x, 0) / (torch.exp(_c(x, 1)) + torch.exp(-_c(x, 1))), (UNIT, PM1), ("n0", "a"),
      "n0 / (exp(a) + exp(-a))   [a = mu B / (k T)]"),
     ("II.36.38", lambda x: _c(x, 0) + _c(x, 1) * _c(x, 2), (PM1, PM1, PM1), ("a", "alpha", "b"),
      "a + alpha b"),
-    ("II.38.3", lambda x: _c(x, 0) / _c(x, 1), (PM1, (0.5, 2.0)), ("a", "b"), "a / b   [a = strain, b = d/x]"),
+    ("II.38.3", lambda x: _c(x, 0) / _c(x, 1), ((0.1, 1.0), (0.5, 2.0)), ("a", "b"),
+     "a / b   [F/(Y A): a = |x| / L, b = d / L]"),
     ("III.10.19", lambda x: torch.sqrt(1 + _c(x, 0) ** 2 + _c(x, 1) ** 2), (PM1, PM1), ("a", "b"),
      "sqrt(1 + a^2 + b^2)   [a = Bx/Bz, b = By/Bz]"),
     ("III.17.37", lambda x: _c(x, 0) * (1 + _c(x, 1) * torch.cos(_c(x, 2))), (PM1, PM1, ANGLE),
