@@ -26,7 +26,7 @@ class Settings:
     # (b) scaling laws
     b_functions: tuple[str, ...] = ("bessel_j0", "exp_sin_sq", "product")
     b_points: int = 1000
-    b_grids: tuple[int, ...] = (3, 5, 10, 20)
+    b_grids: tuple[int, ...] = (3, 5, 10, 20, 50)
     b_steps: int = 20
     b_mlp_depths: tuple[int, ...] = (2, 3)
     b_mlp_widths: tuple[int, ...] = (5, 20)
@@ -174,8 +174,18 @@ def figure():
     return plt
 
 
+def _null_formatter():
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
+
+
 def save(fig, outdir, name: str) -> str:
     path = outdir / name
+    for ax in fig.axes:  # log axes: label decades only, so labels never overlap
+        if ax.get_xscale() == "log":
+            ax.xaxis.set_minor_formatter(_null_formatter())
+    fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     figure().close(fig)
     return name
