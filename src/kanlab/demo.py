@@ -51,7 +51,7 @@ def grid_extension(width=(2, 1, 1), grids=(3, 5, 10, 20, 50), steps: int = 50, n
     model, row = best
     yield row
     for g in grids[1:]:
-        model = model.refine(g)
+        model = model.refine(g, data.train_input)
         start = time.perf_counter()
         hist = model.fit(data, steps=steps, optimizer="lbfgs", progress=progress, seed=row.seed)
         yield DemoRow(tuple(width), row.seed, g, model.n_params(), hist.train_rmse[-1], hist.test_rmse[-1],
