@@ -1,0 +1,133 @@
+"""The ``k + 1`` live B-spline bases at each input, and their derivatives.
+
+Both fast paths consume the same triple ``(pos, w, dw)``:
+
+* ``pos`` ``(N, n_in, k + 1)`` long: basis index ``span - k + j`` clamped into
+  ``[0, n_basis)``;
+* ``w`` ``(N, n_in, k + 1)``: value of that basis at the input, zero where the basis
+  does not exist (clamped positions, inputs beyond the extended grid);
+* ``dw`` ``(N, n_in, k + 1)``: its derivative with respect to the input, zeroed likewise.
+
+Zeroed entries make clamped duplicates harmless in sums, so no path needs a mask.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["local_basis", "local_basis_uniform", "local_basis_general", "uniform_basis_matrix"]
+
+
+def local_basis(x: Tensor, grid: Tensor, spline_order: int, uniform: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``(pos, w, dw)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``; closed form if ``uniform``."""
+    if uniform:
+        return local_basis_uniform(x, grid, spline_order)
+    return local_basis_general(x, grid, spline_order)
+
+
+@functools.lru_cache(maxsize=16)
+def _uniform_matrix_np(spline_order: int) -> np.ndarray:
+    """Polynomial coefficients (in ``f``) of the uniform blending weights and their derivatives.
+
+    Returns ``(k + 1, 2 (k + 1))``: ``[f^0 .. f^k] @ M[:, :k+1]`` are the weights,
+    ``[f^0 .. f^k] @ M[:, k+1:]`` their derivatives in ``f``.
+    """
+    k = spline_order
+    w = [np.array([1.0])]  # polynomials in f, lowest power first
+    for p in range(1, k + 1):
+        nxt = []
+        for j in range(p + 1):
+            term = np.zeros(p + 1)
+            if j >= 1:  # (f + p - j) * w[j-1]
+                term[1:len(w[j - 1]) + 1] += w[j - 1]
+                term[:len(w[j - 1])] += (p - j) * w[j - 1]
+            if j < p:  # (j + 1 - f) * w[j]
+                term[:len(w[j])] += (j + 1) * w[j]
+                term[1:len(w[j]) + 1] -= w[j]
+            nxt.append(term / p)
+        w = nxt
+    vals = np.stack(w, axis=1)  # (k+1 powers, k+1 weights)
+    ders = np.zeros_like(vals)
+    ders[:-1] = vals[1:] * np.arange(1, k + 1)[:, None]
+    return np.concatenate([vals, ders], axis=1)
+
+
+def uniform_basis_matrix(spline_order: int, dtype: torch.dtype, device) -> Tensor:
+    """The matrix of :func:`_uniform_matrix_np` as a tensor, shape ``(k + 1, 2 (k + 1))``."""
+    return torch.as_tensor(_uniform_matrix_np(spline_order), dtype=dtype, device=device)
+
+
+def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Closed form on uniform grids: one power table and one small matmul."""
+    k = spline_order
+    n_intervals = grid.shape[1] - 1
+    n_basis = n_intervals - k
+    h = grid[:, 1] - grid[:, 0]  # (n_in,)
+    u = (x - grid[:, 0]) / h  # (N, n_in) in units of intervals
+    span = torch.floor(u)
+    f = u - span
+    powers = [torch.ones_like(f), f]
+    for _ in range(k - 1):
+        powers.append(powers[-1] * f)
+    table = torch.stack(powers[: k + 1], dim=-1) @ uniform_basis_matrix(k, x.dtype, x.device)
+    w, dw = table[..., : k + 1], table[..., k + 1:] / h.unsqueeze(-1)  # (N, n_in, k+1) each
+    span = span.clamp(-1, n_intervals).long()
+    pos = span.unsqueeze(-1) + torch.arange(-k, 1, device=x.device)  # (N, n_in, k+1)
+    live = (pos >= 0) & (pos < n_basis) & (span < n_intervals).unsqueeze(-1) & (span >= 0).unsqueeze(-1)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    return pos.clamp(0, n_basis - 1), torch.where(live, w, zero), torch.where(live, dw, zero)
+
+
+def _padded_knots(grid: Tensor, pad: int) -> Tensor:
+    """Grid extended by ``pad`` strictly increasing knots each side (keeps denominators non-zero)."""
+    width = grid[:, -1:] - grid[:, :1]
+    h = torch.where(width > 0, width / (grid.shape[1] - 1), torch.ones_like(width))  # (n_in, 1)
+    steps = torch.arange(1, pad + 1, dtype=grid.dtype, device=grid.device)
+    return torch.cat([grid[:, :1] - h * steps.flip(0), grid, grid[:, -1:] + h * steps], dim=1)
+
+
+def _safe(d: Tensor) -> Tensor:
+    return torch.where(d == 0, torch.ones_like(d), d)
+
+
+def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Any non-decreasing grid: span by ``searchsorted``, then the local de Boor triangle."""
+    k = spline_order
+    n_in, n_knots = grid.shape
+    n_basis = n_knots - 1 - k
+    span = torch.searchsorted(grid.contiguous(), x.T.contiguous(), right=True).T - 1  # (N, n_in)
+    inside = (span >= 0) & (span < n_knots - 1)
+    span = span.clamp(0, n_knots - 2)
+    padded = _padded_knots(grid, k)  # (n_in, n_knots + 2k)
+    offs = torch.arange(0, 2 * k + 2, device=x.device)  # knots span-k .. span+k+1 (padded index span+o)
+    flat_idx = span.unsqueeze(-1) + offs + torch.arange(n_in, device=x.device).unsqueeze(-1) * padded.shape[1]
+    t = padded.flatten()[flat_idx]  # (N, n_in, 2k+2); t[..., k + d] = knot span + d
+    xe = x
+    left = [None] + [xe - t[..., k + 1 - j] for j in range(1, k + 1)]
+    right = [None] + [t[..., k + j] - xe for j in range(1, k + 1)]
+    basis = [torch.ones_like(x)]
+    prev = basis
+    for j in range(1, k + 1):
+        prev = basis
+        saved = torch.zeros_like(x)
+        basis = []
+        for r in range(j):
+            temp = prev[r] / _safe(right[r + 1] + left[j - r])
+            basis.append(saved + right[r + 1] * temp)
+            saved = left[j - r] * temp
+        basis.append(saved)
+    # derivative from the degree k-1 bases: B'_m = k (B_{m,k-1}/(t_{m+k}-t_m) - B_{m+1,k-1}/(t_{m+k+1}-t_{m+1}))
+    zero = torch.zeros_like(x)
+    dw = []
+    for r in range(k + 1):
+        lo = prev[r - 1] / _safe(t[..., k + r] - t[..., r]) if r >= 1 else zero
+        hi = prev[r] / _safe(t[..., k + r + 1] - t[..., r + 1]) if r < k else zero
+        dw.append(k * (lo - hi))
+    w, dw = torch.stack(basis, dim=-1), torch.stack(dw, dim=-1)  # (N, n_in, k+1)
+    pos = span.unsqueeze(-1) + torch.arange(-k, 1, device=x.device)
+    live = (pos >= 0) & (pos < n_basis) & inside.unsqueeze(-1)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    return pos.clamp(0, n_basis - 1), torch.where(live, w, zero), torch.where(live, dw, zero)
