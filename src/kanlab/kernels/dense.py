@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .common import base_and_derivative, differentiable_backward
-from .local import local_basis
+from .local import local_basis, lookup, span_tables
 
 __all__ = ["DenseKAN", "dense_input"]
 
@@ -26,9 +26,9 @@ def dense_input(x: Tensor, grid: Tensor, spline_order: int, base_name: str, unif
     """
     n, n_in = x.shape
     n_basis = grid.shape[1] - 1 - spline_order
-    pos, w, dw = local_basis(x, grid, spline_order, uniform)
+    shifted, w, dw = local_basis(x, grid, spline_order, uniform)
+    cols = lookup(span_tables(grid.shape[1] - 1, spline_order, x.device)[0], shifted)
     b, db = base_and_derivative(base_name, x, need_derivative)
-    cols = pos + 1
     a = x.new_zeros(n, n_in, n_basis + 1)
     a.scatter_add_(2, cols, w)
     a[:, :, 0] = b

@@ -1,14 +1,16 @@
 """The ``k + 1`` live B-spline bases at each input, and their derivatives.
 
-Both fast paths consume the same triple ``(pos, w, dw)``:
+Both fast paths consume the same triple ``(shifted, w, dw)``:
 
-* ``pos`` ``(N, n_in, k + 1)`` long: basis index ``span - k + j`` clamped into
-  ``[0, n_basis)``;
+* ``shifted`` ``(N, n_in)`` long: ``span + 1`` in ``[0, n_intervals + 2)``, where ``span``
+  is the knot interval holding the input (-1 below, ``n_intervals`` above the knots);
+  entry ``j`` below refers to basis ``span - k + j`` (see :func:`span_tables` for the
+  columns it lands in);
 * ``w`` ``(N, n_in, k + 1)``: value of that basis at the input, zero where the basis
   does not exist (clamped positions, inputs beyond the extended grid);
 * ``dw`` ``(N, n_in, k + 1)``: its derivative with respect to the input, zeroed likewise.
 
-Zeroed entries make clamped duplicates harmless in sums, so no path needs a mask.
+Zeroed entries make clamped duplicate columns harmless in sums, so no path needs a mask.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ __all__ = ["local_basis", "local_basis_uniform", "local_basis_general", "uniform
 
 
 def local_basis(x: Tensor, grid: Tensor, spline_order: int, uniform: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """``(pos, w, dw)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``; closed form if ``uniform``."""
+    """``(shifted, w, dw)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``; closed form if ``uniform``."""
     if uniform:
         return local_basis_uniform(x, grid, spline_order)
     return local_basis_general(x, grid, spline_order)
@@ -55,30 +57,58 @@ def _uniform_matrix_np(spline_order: int) -> np.ndarray:
     return np.concatenate([vals, ders], axis=1)
 
 
-def uniform_basis_matrix(spline_order: int, dtype: torch.dtype, device) -> Tensor:
+@functools.lru_cache(maxsize=64)
+def uniform_basis_matrix(spline_order: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """The matrix of :func:`_uniform_matrix_np` as a tensor, shape ``(k + 1, 2 (k + 1))``."""
     return torch.as_tensor(_uniform_matrix_np(spline_order), dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def span_tables(n_intervals: int, spline_order: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Per shifted span ``s = span + 1`` in ``[0, n_intervals + 2)``: live columns and their mask.
+
+    Returns ``cols`` ``(n_intervals + 2, k + 1)`` long: ``clamp(span - k + j, 0, nb - 1) + 1``
+    (column in a packed row whose column 0 is the base branch), and ``live`` of the same
+    shape (bool): the basis exists and the input lies inside the knot vector.
+    """
+    k = spline_order
+    n_basis = n_intervals - k
+    span = torch.arange(-1, n_intervals + 1).unsqueeze(-1)  # (S, 1)
+    pos = span - k + torch.arange(k + 1)  # (S, k+1)
+    live = (pos >= 0) & (pos < n_basis) & (span >= 0) & (span < n_intervals)
+    return (pos.clamp(0, n_basis - 1) + 1).to(device), live.to(device)
+
+
+def lookup(table: Tensor, index: Tensor) -> Tensor:
+    """``table[index]`` for a 2-D table, as one ``index_select`` (faster than advanced indexing).
+
+    Shape: ``table`` ``(S, C)``, ``index`` ``(...)`` -> ``(..., C)``.
+    """
+    return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])
+
+
+def finish(shifted_span: Tensor, w: Tensor, dw: Tensor, n_intervals: int, spline_order: int):
+    """Zero the weights of bases that do not exist; returns ``(shifted_span, w, dw)``."""
+    _, live = span_tables(n_intervals, spline_order, shifted_span.device)
+    live = lookup(live.to(w.dtype), shifted_span)  # (N, n_in, k+1)
+    return shifted_span, w * live, dw * live
 
 
 def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
     """Closed form on uniform grids: one power table and one small matmul."""
     k = spline_order
     n_intervals = grid.shape[1] - 1
-    n_basis = n_intervals - k
-    h = grid[:, 1] - grid[:, 0]  # (n_in,)
-    u = (x - grid[:, 0]) / h  # (N, n_in) in units of intervals
+    inv_h = 1.0 / (grid[:, 1] - grid[:, 0])  # (n_in,)
+    u = torch.addcmul(-grid[:, 0] * inv_h, x, inv_h)  # (N, n_in) in units of intervals
     span = torch.floor(u)
     f = u - span
     powers = [torch.ones_like(f), f]
     for _ in range(k - 1):
         powers.append(powers[-1] * f)
     table = torch.stack(powers[: k + 1], dim=-1) @ uniform_basis_matrix(k, x.dtype, x.device)
-    w, dw = table[..., : k + 1], table[..., k + 1:] / h.unsqueeze(-1)  # (N, n_in, k+1) each
-    span = span.clamp(-1, n_intervals).long()
-    pos = span.unsqueeze(-1) + torch.arange(-k, 1, device=x.device)  # (N, n_in, k+1)
-    live = (pos >= 0) & (pos < n_basis) & (span < n_intervals).unsqueeze(-1) & (span >= 0).unsqueeze(-1)
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    return pos.clamp(0, n_basis - 1), torch.where(live, w, zero), torch.where(live, dw, zero)
+    w, dw = table[..., : k + 1], table[..., k + 1:] * inv_h.unsqueeze(-1)  # (N, n_in, k+1) each
+    shifted = span.clamp_(-1, n_intervals).long().add_(1)
+    return finish(shifted, w, dw, n_intervals, k)
 
 
 def _padded_knots(grid: Tensor, pad: int) -> Tensor:
@@ -97,10 +127,8 @@ def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Ten
     """Any non-decreasing grid: span by ``searchsorted``, then the local de Boor triangle."""
     k = spline_order
     n_in, n_knots = grid.shape
-    n_basis = n_knots - 1 - k
-    span = torch.searchsorted(grid.contiguous(), x.T.contiguous(), right=True).T - 1  # (N, n_in)
-    inside = (span >= 0) & (span < n_knots - 1)
-    span = span.clamp(0, n_knots - 2)
+    shifted = torch.searchsorted(grid.contiguous(), x.T.contiguous(), right=True).T  # span + 1
+    span = (shifted - 1).clamp(0, n_knots - 2)  # (N, n_in)
     padded = _padded_knots(grid, k)  # (n_in, n_knots + 2k)
     offs = torch.arange(0, 2 * k + 2, device=x.device)  # knots span-k .. span+k+1 (padded index span+o)
     flat_idx = span.unsqueeze(-1) + offs + torch.arange(n_in, device=x.device).unsqueeze(-1) * padded.shape[1]
@@ -127,7 +155,4 @@ def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Ten
         hi = prev[r] / _safe(t[..., k + r + 1] - t[..., r + 1]) if r < k else zero
         dw.append(k * (lo - hi))
     w, dw = torch.stack(basis, dim=-1), torch.stack(dw, dim=-1)  # (N, n_in, k+1)
-    pos = span.unsqueeze(-1) + torch.arange(-k, 1, device=x.device)
-    live = (pos >= 0) & (pos < n_basis) & inside.unsqueeze(-1)
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    return pos.clamp(0, n_basis - 1), torch.where(live, w, zero), torch.where(live, dw, zero)
+    return finish(shifted, w, dw, n_knots - 1, k)
