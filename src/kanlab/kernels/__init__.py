@@ -53,7 +53,7 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     if path == "auto":
         path = choose_path(coef.shape[-1], spline_order)
-    if path == "reference":
+    if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
         return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
                                     base_activation)
     weight = pack_weights(coef, scale_base, scale_spline)  # (n_out, n_in, nb+1)

@@ -26,8 +26,10 @@ def dense_input(x: Tensor, grid: Tensor, spline_order: int, base_name: str, unif
     """
     n, n_in = x.shape
     n_basis = grid.shape[1] - 1 - spline_order
-    shifted, w, dw = local_basis(x, grid, spline_order, uniform)
-    cols = lookup(span_tables(grid.shape[1] - 1, spline_order, x.device)[0], shifted)
+    k = spline_order
+    shifted, wd = local_basis(x, grid, k, uniform, masked=True)  # (N, n_in), (N, n_in, 2(k+1))
+    cols = lookup(span_tables(grid.shape[1] - 1, k, x.device)[0], shifted)  # (N, n_in, k+1)
+    w, dw = wd[..., : k + 1], wd[..., k + 1:]
     b, db = base_and_derivative(base_name, x, need_derivative)
     a = x.new_zeros(n, n_in, n_basis + 1)
     a.scatter_add_(2, cols, w)

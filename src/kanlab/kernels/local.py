@@ -1,16 +1,15 @@
 """The ``k + 1`` live B-spline bases at each input, and their derivatives.
 
-Both fast paths consume the same triple ``(shifted, w, dw)``:
+Both fast paths consume the same pair ``(shifted, wd)``:
 
 * ``shifted`` ``(N, n_in)`` long: ``span + 1`` in ``[0, n_intervals + 2)``, where ``span``
   is the knot interval holding the input (-1 below, ``n_intervals`` above the knots);
-  entry ``j`` below refers to basis ``span - k + j`` (see :func:`span_tables` for the
-  columns it lands in);
-* ``w`` ``(N, n_in, k + 1)``: value of that basis at the input, zero where the basis
-  does not exist (clamped positions, inputs beyond the extended grid);
-* ``dw`` ``(N, n_in, k + 1)``: its derivative with respect to the input, zeroed likewise.
+* ``wd`` ``(N, n_in, 2 (k + 1))``: ``wd[..., j]`` is the value of basis ``span - k + j``
+  at the input and ``wd[..., k + 1 + j]`` its derivative with respect to the input.
 
-Zeroed entries make clamped duplicate columns harmless in sums, so no path needs a mask.
+With ``masked=True`` the entries of bases that do not exist (``span - k + j`` outside
+``[0, n_basis)``, inputs beyond the knots) are zero; the dense path needs that. The
+sparse path skips the mask and gives those entries zero rows of a padded table instead.
 """
 from __future__ import annotations
 
@@ -20,14 +19,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["local_basis", "local_basis_uniform", "local_basis_general", "uniform_basis_matrix"]
+__all__ = ["local_basis", "local_basis_uniform", "local_basis_general", "span_tables", "lookup"]
 
 
-def local_basis(x: Tensor, grid: Tensor, spline_order: int, uniform: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """``(shifted, w, dw)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``; closed form if ``uniform``."""
+def local_basis(x: Tensor, grid: Tensor, spline_order: int, uniform: bool,
+                masked: bool = True) -> tuple[Tensor, Tensor]:
+    """``(shifted, wd)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``; closed form if ``uniform``."""
     if uniform:
-        return local_basis_uniform(x, grid, spline_order)
-    return local_basis_general(x, grid, spline_order)
+        shifted, wd = local_basis_uniform(x, grid, spline_order)
+    else:
+        shifted, wd = local_basis_general(x, grid, spline_order)
+    if masked:
+        live = span_tables(grid.shape[1] - 1, spline_order, x.device)[1]
+        wd = wd * lookup(live.to(x.dtype), shifted)
+    return shifted, wd
 
 
 @functools.lru_cache(maxsize=16)
@@ -68,15 +73,16 @@ def span_tables(n_intervals: int, spline_order: int, device: torch.device) -> tu
     """Per shifted span ``s = span + 1`` in ``[0, n_intervals + 2)``: live columns and their mask.
 
     Returns ``cols`` ``(n_intervals + 2, k + 1)`` long: ``clamp(span - k + j, 0, nb - 1) + 1``
-    (column in a packed row whose column 0 is the base branch), and ``live`` of the same
-    shape (bool): the basis exists and the input lies inside the knot vector.
+    (column in a packed row whose column 0 is the base branch), and ``live``
+    ``(n_intervals + 2, 2 (k + 1))`` (bool, the mask of the ``k + 1`` values repeated for
+    the derivatives): the basis exists and the input lies inside the knot vector.
     """
     k = spline_order
     n_basis = n_intervals - k
     span = torch.arange(-1, n_intervals + 1).unsqueeze(-1)  # (S, 1)
     pos = span - k + torch.arange(k + 1)  # (S, k+1)
     live = (pos >= 0) & (pos < n_basis) & (span >= 0) & (span < n_intervals)
-    return (pos.clamp(0, n_basis - 1) + 1).to(device), live.to(device)
+    return (pos.clamp(0, n_basis - 1) + 1).to(device), live.repeat(1, 2).to(device)
 
 
 def lookup(table: Tensor, index: Tensor) -> Tensor:
@@ -87,28 +93,23 @@ def lookup(table: Tensor, index: Tensor) -> Tensor:
     return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])
 
 
-def finish(shifted_span: Tensor, w: Tensor, dw: Tensor, n_intervals: int, spline_order: int):
-    """Zero the weights of bases that do not exist; returns ``(shifted_span, w, dw)``."""
-    _, live = span_tables(n_intervals, spline_order, shifted_span.device)
-    live = lookup(live.to(w.dtype), shifted_span)  # (N, n_in, k+1)
-    return shifted_span, w * live, dw * live
-
-
-def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Closed form on uniform grids: one power table and one small matmul."""
+def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor]:
+    """Closed form on uniform grids: ``k`` fused multiply-adds (Horner) on a small table."""
     k = spline_order
     n_intervals = grid.shape[1] - 1
     inv_h = 1.0 / (grid[:, 1] - grid[:, 0])  # (n_in,)
     u = torch.addcmul(-grid[:, 0] * inv_h, x, inv_h)  # (N, n_in) in units of intervals
     span = torch.floor(u)
-    f = u - span
-    powers = [torch.ones_like(f), f]
-    for _ in range(k - 1):
-        powers.append(powers[-1] * f)
-    table = torch.stack(powers[: k + 1], dim=-1) @ uniform_basis_matrix(k, x.dtype, x.device)
-    w, dw = table[..., : k + 1], table[..., k + 1:] * inv_h.unsqueeze(-1)  # (N, n_in, k+1) each
-    shifted = span.clamp_(-1, n_intervals).long().add_(1)
-    return finish(shifted, w, dw, n_intervals, k)
+    f = (u - span).unsqueeze(-1)  # (N, n_in, 1)
+    m = uniform_basis_matrix(k, x.dtype, x.device)  # (k+1 powers, 2(k+1))
+    scale = torch.cat([torch.ones_like(inv_h).unsqueeze(-1).expand(-1, k + 1),
+                       inv_h.unsqueeze(-1).expand(-1, k + 1)], dim=1)  # (n_in, 2(k+1))
+    mi = m.unsqueeze(0) * scale.unsqueeze(1)  # (n_in, k+1, 2(k+1)); d/dx = d/df / h
+    wd = torch.addcmul(mi[:, k - 1], f, mi[:, k])  # (N, n_in, 2(k+1))
+    for p in range(k - 2, -1, -1):
+        wd = torch.addcmul(mi[:, p], wd, f)
+    shifted = span.clamp_(-1, n_intervals).add_(1).long()
+    return shifted, wd
 
 
 def _padded_knots(grid: Tensor, pad: int) -> Tensor:
@@ -123,19 +124,29 @@ def _safe(d: Tensor) -> Tensor:
     return torch.where(d == 0, torch.ones_like(d), d)
 
 
-def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
+def knot_windows(grid: Tensor, spline_order: int) -> Tensor:
+    """Knots ``span - k .. span + k + 1`` for every (input, shifted span), one row each.
+
+    Shape: ``(n_in, n_knots)`` -> ``(n_in (n_knots + 1), 2k + 2)``.
+    """
+    k = spline_order
+    n_in, n_knots = grid.shape
+    padded = _padded_knots(grid, k)  # (n_in, n_knots + 2k); padded index of knot q is q + k
+    span = (torch.arange(n_knots + 1, device=grid.device) - 1).clamp(0, n_knots - 2)  # (S,)
+    idx = span.unsqueeze(-1) + torch.arange(2 * k + 2, device=grid.device)  # (S, 2k+2)
+    return padded[:, idx].reshape(-1, 2 * k + 2)
+
+
+def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor]:
     """Any non-decreasing grid: span by ``searchsorted``, then the local de Boor triangle."""
     k = spline_order
     n_in, n_knots = grid.shape
     shifted = torch.searchsorted(grid.contiguous(), x.T.contiguous(), right=True).T  # span + 1
-    span = (shifted - 1).clamp(0, n_knots - 2)  # (N, n_in)
-    padded = _padded_knots(grid, k)  # (n_in, n_knots + 2k)
-    offs = torch.arange(0, 2 * k + 2, device=x.device)  # knots span-k .. span+k+1 (padded index span+o)
-    flat_idx = span.unsqueeze(-1) + offs + torch.arange(n_in, device=x.device).unsqueeze(-1) * padded.shape[1]
-    t = padded.flatten()[flat_idx]  # (N, n_in, 2k+2); t[..., k + d] = knot span + d
-    xe = x
-    left = [None] + [xe - t[..., k + 1 - j] for j in range(1, k + 1)]
-    right = [None] + [t[..., k + j] - xe for j in range(1, k + 1)]
+    key = shifted + torch.arange(0, n_in * (n_knots + 1), n_knots + 1, device=x.device)
+    t = lookup(knot_windows(grid, k), key).permute(2, 0, 1).contiguous()  # (2k+2, N, n_in)
+    # t[k + d] is knot span + d
+    left = [None] + [x - t[k + 1 - j] for j in range(1, k + 1)]
+    right = [None] + [t[k + j] - x for j in range(1, k + 1)]
     basis = [torch.ones_like(x)]
     prev = basis
     for j in range(1, k + 1):
@@ -151,8 +162,7 @@ def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Ten
     zero = torch.zeros_like(x)
     dw = []
     for r in range(k + 1):
-        lo = prev[r - 1] / _safe(t[..., k + r] - t[..., r]) if r >= 1 else zero
-        hi = prev[r] / _safe(t[..., k + r + 1] - t[..., r + 1]) if r < k else zero
+        lo = prev[r - 1] / _safe(t[k + r] - t[r]) if r >= 1 else zero
+        hi = prev[r] / _safe(t[k + r + 1] - t[r + 1]) if r < k else zero
         dw.append(k * (lo - hi))
-    w, dw = torch.stack(basis, dim=-1), torch.stack(dw, dim=-1)  # (N, n_in, k+1)
-    return finish(shifted, w, dw, n_knots - 1, k)
+    return shifted, torch.stack(basis + dw, dim=-1)  # (N, n_in, 2(k+1))
