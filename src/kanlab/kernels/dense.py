@@ -1,40 +1,69 @@
 """Dense path: local bases scattered straight into the GEMM input, base branch packed in.
 
-Forward is one ``(N, n_in (nb + 1)) @ (n_in (nb + 1), n_out)`` matrix product after an
-``O(N n_in k)`` closed-form basis; backward is the two matching products plus a gather
-of ``k + 1`` entries per input for the input gradient. No Cox-de Boor intermediates are
-stored: the saved state is the packed input, the live positions and the basis
-derivatives.
+The GEMM input is one ``(N, n_in (nb + 1) + 1)`` buffer: per input the base value and the
+``nb`` bases, plus one trailing *dump* column shared by the whole row. Entries of bases
+that do not exist are scattered into the dump column, which meets a zero weight column,
+so no mask pass is needed. Forward is the closed-form (or de Boor) local basis, one
+scatter, one GEMM; backward is the two matching GEMMs and a gather of ``k + 1`` entries
+per input for the input gradient. Saved state: the packed input, the live columns and the
+basis derivatives (no Cox-de Boor intermediates).
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import Tensor
 
 from .common import base_and_derivative, differentiable_backward
-from .local import local_basis, lookup, span_tables
+from .local import local_basis, lookup
 
 __all__ = ["DenseKAN", "dense_input"]
+
+
+@functools.lru_cache(maxsize=64)
+def column_table(n_in: int, n_spans: int, spline_order: int, device: torch.device) -> Tensor:
+    """Columns of the ``k + 1`` entries of every (input, shifted span ``s``).
+
+    Shape: ``(n_in S, k + 1)``; row ``i S + s`` holds ``i P + 1 + (s - 1 - k + j)`` for bases
+    that exist and the dump column ``n_in P`` otherwise, ``P = nb + 1``.
+    """
+    k = spline_order
+    n_intervals = n_spans - 2
+    n_basis = n_intervals - k
+    width = n_basis + 1
+    span = torch.arange(-1, n_intervals + 1).unsqueeze(-1)  # (S, 1)
+    pos = span - k + torch.arange(k + 1)  # (S, k+1)
+    live = (pos >= 0) & (pos < n_basis) & (span >= 0) & (span < n_intervals)
+    first = torch.arange(n_in).view(-1, 1, 1) * width
+    cols = torch.where(live.unsqueeze(0), first + 1 + pos, n_in * width)  # (n_in, S, k+1)
+    return cols.reshape(-1, k + 1).to(device)
 
 
 def dense_input(x: Tensor, grid: Tensor, spline_order: int, base_name: str, uniform: bool,
                 need_derivative: bool):
     """Packed GEMM input and what the input gradient needs.
 
-    Shape: ``x`` ``(N, n_in)`` -> ``a`` ``(N, n_in, nb + 1)``, ``cols`` ``(N, n_in, k + 1)``
-    (columns of the live bases in ``a``), ``dw`` ``(N, n_in, k + 1)``, ``db`` ``(N, n_in)``.
+    Shape: ``x`` ``(N, n_in)`` -> ``a`` ``(N, n_in (nb + 1) + 1)`` (last column: dump),
+    ``cols`` ``(N, n_in (k + 1))`` (columns of the live bases in ``a``), ``dw``
+    ``(N, n_in (k + 1))``, ``db`` ``(N, n_in)`` or None.
     """
     n, n_in = x.shape
-    n_basis = grid.shape[1] - 1 - spline_order
-    k = spline_order
-    shifted, wd = local_basis(x, grid, k, uniform, masked=True)  # (N, n_in), (N, n_in, 2(k+1))
-    cols = lookup(span_tables(grid.shape[1] - 1, k, x.device)[0], shifted)  # (N, n_in, k+1)
-    w, dw = wd[..., : k + 1], wd[..., k + 1:]
+    k, n_knots = spline_order, grid.shape[1]
+    width = n_knots - k  # nb + 1
+    shifted, w, dw = local_basis(x, grid, k, uniform)
     b, db = base_and_derivative(base_name, x, need_derivative)
-    a = x.new_zeros(n, n_in, n_basis + 1)
-    a.scatter_add_(2, cols, w)
-    a[:, :, 0] = b
-    return a, cols, dw, db
+    key = shifted + torch.arange(0, n_in * (n_knots + 1), n_knots + 1, device=x.device)
+    cols = lookup(column_table(n_in, n_knots + 1, k, x.device), key).view(n, -1)  # (N, n_in (k+1))
+    a = x.new_zeros(n, n_in * width + 1)
+    a.scatter_add_(1, cols, w.view(n, -1))
+    a[:, :-1].view(n, n_in, width)[:, :, 0] = b
+    return a, cols, dw.view(n, -1), db
+
+
+def padded_weight(weight: Tensor) -> Tensor:
+    """``(n_out, n_in, nb + 1)`` -> ``(n_out, n_in (nb + 1) + 1)`` with a zero dump column."""
+    return torch.cat([weight.flatten(1), weight.new_zeros(weight.shape[0], 1)], dim=1)
 
 
 class DenseKAN(torch.autograd.Function):
@@ -45,7 +74,7 @@ class DenseKAN(torch.autograd.Function):
                 uniform: bool) -> Tensor:
         need_x = ctx.needs_input_grad[0]
         a, cols, dw, db = dense_input(x, grid, spline_order, base_name, uniform, need_x)
-        y = a.flatten(1) @ weight.flatten(1).T  # (N, n_out)
+        y = a @ padded_weight(weight).T  # (N, n_out)
         ctx.spline_order, ctx.base_name = spline_order, base_name
         keep_a = a if ctx.needs_input_grad[1] else None
         ctx.save_for_backward(x, weight, grid, keep_a, cols if need_x else None,
@@ -58,10 +87,12 @@ class DenseKAN(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True: exact higher-order derivatives
             gx, gw = differentiable_backward(ctx, grad_out, x, weight, grid)
             return gx, gw, None, None, None, None
+        n, n_in = x.shape
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            ga = (grad_out @ weight.flatten(1)).view(x.shape[0], *weight.shape[1:])
-            gx = (ga.gather(2, cols) * dw).sum(-1) + ga[:, :, 0] * db  # (N, n_in)
+            ga = grad_out @ padded_weight(weight)  # (N, n_in P + 1); the dump column is 0
+            gx = (ga.gather(1, cols) * dw).view(n, n_in, -1).sum(-1)
+            gx += ga[:, :-1].view(n, n_in, -1)[:, :, 0] * db  # base branch
         if ctx.needs_input_grad[1]:
-            gw = (grad_out.T @ a.flatten(1)).view(weight.shape)  # (n_out, n_in, nb+1)
+            gw = (grad_out.T @ a)[:, :-1].reshape(weight.shape)  # (n_out, n_in, nb+1)
         return gx, gw, None, None, None, None

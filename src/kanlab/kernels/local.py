@@ -1,15 +1,15 @@
 """The ``k + 1`` live B-spline bases at each input, and their derivatives.
 
-Both fast paths consume the same pair ``(shifted, wd)``:
+Both fast paths consume the same triple ``(shifted, w, dw)``:
 
 * ``shifted`` ``(N, n_in)`` long: ``span + 1`` in ``[0, n_intervals + 2)``, where ``span``
   is the knot interval holding the input (-1 below, ``n_intervals`` above the knots);
-* ``wd`` ``(N, n_in, 2 (k + 1))``: ``wd[..., j]`` is the value of basis ``span - k + j``
-  at the input and ``wd[..., k + 1 + j]`` its derivative with respect to the input.
+* ``w`` ``(N, n_in, k + 1)``: ``w[..., j]`` is the value of basis ``span - k + j`` at the
+  input, ``dw`` ``(N, n_in, k + 1)`` its derivative with respect to the input.
 
 With ``masked=True`` the entries of bases that do not exist (``span - k + j`` outside
-``[0, n_basis)``, inputs beyond the knots) are zero; the dense path needs that. The
-sparse path skips the mask and gives those entries zero rows of a padded table instead.
+``[0, n_basis)``, inputs beyond the knots) are zero. The fast paths skip the mask and
+send those entries to zero rows of a padded table (sparse) or to a dump column (dense).
 """
 from __future__ import annotations
 
@@ -23,16 +23,16 @@ __all__ = ["local_basis", "local_basis_uniform", "local_basis_general", "span_ta
 
 
 def local_basis(x: Tensor, grid: Tensor, spline_order: int, uniform: bool,
-                masked: bool = True) -> tuple[Tensor, Tensor]:
-    """``(shifted, wd)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``; closed form if ``uniform``."""
+                masked: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """``(shifted, w, dw)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``; closed form if ``uniform``."""
     if uniform:
-        shifted, wd = local_basis_uniform(x, grid, spline_order)
+        shifted, w, dw = local_basis_uniform(x, grid, spline_order)
     else:
-        shifted, wd = local_basis_general(x, grid, spline_order)
+        shifted, w, dw = local_basis_general(x, grid, spline_order)
     if masked:
-        live = span_tables(grid.shape[1] - 1, spline_order, x.device)[1]
-        wd = wd * lookup(live.to(x.dtype), shifted)
-    return shifted, wd
+        live = lookup(span_tables(grid.shape[1] - 1, spline_order, x.device)[1].to(x.dtype), shifted)
+        w, dw = w * live[..., : spline_order + 1], dw * live[..., spline_order + 1:]
+    return shifted, w, dw
 
 
 @functools.lru_cache(maxsize=16)
@@ -93,23 +93,24 @@ def lookup(table: Tensor, index: Tensor) -> Tensor:
     return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])
 
 
-def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor]:
-    """Closed form on uniform grids: ``k`` fused multiply-adds (Horner) on a small table."""
+def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Closed form on uniform grids: a power table times two small constant matrices."""
     k = spline_order
+    n, n_in = x.shape
     n_intervals = grid.shape[1] - 1
     inv_h = 1.0 / (grid[:, 1] - grid[:, 0])  # (n_in,)
     u = torch.addcmul(-grid[:, 0] * inv_h, x, inv_h)  # (N, n_in) in units of intervals
     span = torch.floor(u)
-    f = (u - span).unsqueeze(-1)  # (N, n_in, 1)
+    f = u - span
+    powers = [torch.ones_like(f), f]
+    for _ in range(k - 1):
+        powers.append(powers[-1] * f)
+    table = torch.stack(powers[: k + 1]).view(k + 1, -1).T  # (N n_in, k+1), column-major: cheap
     m = uniform_basis_matrix(k, x.dtype, x.device)  # (k+1 powers, 2(k+1))
-    scale = torch.cat([torch.ones_like(inv_h).unsqueeze(-1).expand(-1, k + 1),
-                       inv_h.unsqueeze(-1).expand(-1, k + 1)], dim=1)  # (n_in, 2(k+1))
-    mi = m.unsqueeze(0) * scale.unsqueeze(1)  # (n_in, k+1, 2(k+1)); d/dx = d/df / h
-    wd = torch.addcmul(mi[:, k - 1], f, mi[:, k])  # (N, n_in, 2(k+1))
-    for p in range(k - 2, -1, -1):
-        wd = torch.addcmul(mi[:, p], wd, f)
+    w = (table @ m[:, : k + 1]).view(n, n_in, k + 1)
+    dw = (table @ m[:, k + 1:]).view(n, n_in, k + 1) * inv_h.unsqueeze(-1)  # d/dx = d/df / h
     shifted = span.clamp_(-1, n_intervals).add_(1).long()
-    return shifted, wd
+    return shifted, w, dw
 
 
 def _padded_knots(grid: Tensor, pad: int) -> Tensor:
@@ -137,7 +138,7 @@ def knot_windows(grid: Tensor, spline_order: int) -> Tensor:
     return padded[:, idx].reshape(-1, 2 * k + 2)
 
 
-def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor]:
+def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
     """Any non-decreasing grid: span by ``searchsorted``, then the local de Boor triangle."""
     k = spline_order
     n_in, n_knots = grid.shape
@@ -165,4 +166,4 @@ def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Ten
         lo = prev[r - 1] / _safe(t[k + r] - t[r]) if r >= 1 else zero
         hi = prev[r] / _safe(t[k + r + 1] - t[r + 1]) if r < k else zero
         dw.append(k * (lo - hi))
-    return shifted, torch.stack(basis + dw, dim=-1)  # (N, n_in, 2(k+1))
+    return shifted, torch.stack(basis, dim=-1), torch.stack(dw, dim=-1)  # (N, n_in, k+1) each

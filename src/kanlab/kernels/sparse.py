@@ -41,12 +41,12 @@ def sparse_entries(x: Tensor, grid: Tensor, spline_order: int, base_name: str, u
     """
     n, n_in = x.shape
     k, n_spans = spline_order, grid.shape[1] + 1
-    shifted, wd = local_basis(x, grid, k, uniform, masked=False)
+    shifted, w, dw = local_basis(x, grid, k, uniform)
     b, db = base_and_derivative(base_name, x, need_derivative)
     key = shifted + torch.arange(0, n_in * n_spans, n_spans, device=x.device)
     cols = lookup(row_table(n_in, n_spans, k, x.device), key)  # (N, n_in, k+2)
-    vals = torch.cat([b.unsqueeze(-1), wd[..., : k + 1]], dim=-1).view(n, -1)
-    dvals = torch.cat([db.unsqueeze(-1), wd[..., k + 1:]], dim=-1).view(n, -1) if need_derivative else None
+    vals = torch.cat([b.unsqueeze(-1), w], dim=-1).view(n, -1)
+    dvals = torch.cat([db.unsqueeze(-1), dw], dim=-1).view(n, -1) if need_derivative else None
     return shifted, cols.view(n, -1), vals, dvals
 
 
