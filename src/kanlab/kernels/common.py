@@ -16,7 +16,7 @@ from torch import Tensor
 from .. import splines
 from ..activations import base_function
 
-__all__ = ["pack_weights", "base_and_derivative", "packed_reference", "differentiable_backward"]
+__all__ = ["pack_weights", "base_and_derivative", "packed_reference", "differentiable_backward", "group_sum"]
 
 
 def pack_weights(coef: Tensor, scale_base: Tensor, scale_spline: Tensor) -> Tensor:
@@ -85,3 +85,13 @@ def differentiable_backward(ctx, grad_out: Tensor, x: Tensor, weight: Tensor, gr
     gx = grads.pop(0) if ctx.needs_input_grad[0] else None
     gw = grads.pop(0) if ctx.needs_input_grad[1] else None
     return gx, gw
+
+
+def group_sum(t: Tensor, group: int) -> Tensor:
+    """Sums of consecutive groups of ``group`` entries along the last dimension.
+
+    A matrix-vector product with ones, which is faster than ``sum(-1)`` over a short
+    innermost dimension. Shape: ``(N, M group)`` -> ``(N, M)``.
+    """
+    ones = t.new_ones(group)
+    return (t.reshape(-1, group) @ ones).view(t.shape[0], -1)

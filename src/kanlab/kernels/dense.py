@@ -15,7 +15,7 @@ import functools
 import torch
 from torch import Tensor
 
-from .common import base_and_derivative, differentiable_backward
+from .common import base_and_derivative, differentiable_backward, group_sum
 from .local import local_basis, lookup
 
 __all__ = ["DenseKAN", "dense_input"]
@@ -91,7 +91,7 @@ class DenseKAN(torch.autograd.Function):
         gx = gw = None
         if ctx.needs_input_grad[0]:
             ga = grad_out @ padded_weight(weight)  # (N, n_in P + 1); the dump column is 0
-            gx = (ga.gather(1, cols) * dw).view(n, n_in, -1).sum(-1)
+            gx = group_sum(ga.gather(1, cols) * dw, ctx.spline_order + 1)  # (N, n_in)
             gx += ga[:, :-1].view(n, n_in, -1)[:, :, 0] * db  # base branch
         if ctx.needs_input_grad[1]:
             gw = (grad_out.T @ a)[:, :-1].reshape(weight.shape)  # (n_out, n_in, nb+1)

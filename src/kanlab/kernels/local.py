@@ -63,9 +63,10 @@ def _uniform_matrix_np(spline_order: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def uniform_basis_matrix(spline_order: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """The matrix of :func:`_uniform_matrix_np` as a tensor, shape ``(k + 1, 2 (k + 1))``."""
-    return torch.as_tensor(_uniform_matrix_np(spline_order), dtype=dtype, device=device)
+def uniform_basis_matrices(spline_order: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The value and derivative halves of :func:`_uniform_matrix_np`, ``(k + 1, k + 1)`` each."""
+    m = torch.as_tensor(_uniform_matrix_np(spline_order), dtype=dtype, device=device)
+    return m[:, : spline_order + 1].contiguous(), m[:, spline_order + 1:].contiguous()
 
 
 @functools.lru_cache(maxsize=64)
@@ -105,10 +106,11 @@ def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Ten
     powers = [torch.ones_like(f), f]
     for _ in range(k - 1):
         powers.append(powers[-1] * f)
-    table = torch.stack(powers[: k + 1]).view(k + 1, -1).T  # (N n_in, k+1), column-major: cheap
-    m = uniform_basis_matrix(k, x.dtype, x.device)  # (k+1 powers, 2(k+1))
-    w = (table @ m[:, : k + 1]).view(n, n_in, k + 1)
-    dw = (table @ m[:, k + 1:]).view(n, n_in, k + 1) * inv_h.unsqueeze(-1)  # d/dx = d/df / h
+    planes = torch.stack(powers[: k + 1])  # (k+1, N, n_in): contiguous planes are cheap to build
+    m_w, m_d = uniform_basis_matrices(k, x.dtype, x.device)  # (k+1, k+1) each
+    # (N n_in, k+1) results straight from a transposed operand; 1/h folded into the planes
+    w = (planes.view(k + 1, -1).T @ m_w).view(n, n_in, k + 1)
+    dw = ((planes * inv_h).view(k + 1, -1).T @ m_d).view(n, n_in, k + 1)  # d/dx = d/df / h
     shifted = span.clamp_(-1, n_intervals).add_(1).long()
     return shifted, w, dw
 

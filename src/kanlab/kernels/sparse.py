@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .common import base_and_derivative, differentiable_backward
+from .common import base_and_derivative, differentiable_backward, group_sum
 from .local import local_basis, lookup
 
 __all__ = ["SparseKAN", "sparse_entries", "padded_table"]
@@ -144,7 +144,7 @@ class SparseKAN(torch.autograd.Function):
         gx = gw = None
         if ctx.needs_input_grad[0]:
             dots = sampled_dots(cols, grad_out, tab)  # (N, n_in (k+2))
-            gx = (dots * dvals).view(x.shape[0], x.shape[1], -1).sum(-1)
+            gx = group_sum(dots * dvals, ctx.spline_order + 2)  # (N, n_in)
         if ctx.needs_input_grad[1]:
             gw = table_grad(shifted, vals, grad_out, ctx.spline_order, weight.shape[-1])
         return gx, gw, None, None, None, None
