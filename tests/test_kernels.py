@@ -144,10 +144,23 @@ def test_repeated_knots_and_tiny_batches(path):
 
 def test_dispatch_and_errors():
     assert choose_path(5 + 3, 3) == "dense"
+    assert choose_path(50 + 3, 3) == "sparse"
     assert choose_path(200 + 3, 3) == "sparse"
     grid, x, params = problem(4, 2, 2, 3, 3, True, seed=0)
     with pytest.raises(ValueError, match="path"):
         kan_linear(x, grid, *params, 3, "silu", path="fast")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # dynamo notes on lru_cache-wrapped tables
+def test_layer_traces_into_one_graph_under_torch_compile():
+    layer = KANLayer(3, 2, grid_size=40, generator=torch.Generator().manual_seed(0))  # sparse in eager
+    compiled = torch.compile(layer, backend="eager", fullgraph=True)  # tracing only: fast
+    x = torch.rand(16, 3, requires_grad=True)
+    y = compiled(x)
+    torch.testing.assert_close(y, layer(x))
+    (g,) = torch.autograd.grad(y.sum(), x)
+    (g_ref,) = torch.autograd.grad(layer(x).sum(), x)
+    torch.testing.assert_close(g, g_ref)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

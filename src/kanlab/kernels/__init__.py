@@ -12,9 +12,12 @@ function as :func:`kan_linear_reference` (the oracle), values and gradients:
 
 Second and higher derivatives are exact on both fast paths: when a backward graph is
 requested (``create_graph=True``) their backward differentiates the oracle instead.
+Under ``torch.compile`` the automatic choice is the dense path, which traces into one
+graph (``fullgraph=True`` works); nothing is compiled unless the caller compiles.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .common import pack_weights
@@ -28,7 +31,7 @@ PATHS = ("auto", "dense", "sparse", "reference")
 
 # Sparse wins once the packed row (nb + 1 columns per input) is this many times wider than
 # the live entries (k + 2 per input). Measured with benchmarks/layer_speed.py --crossover.
-SPARSE_WIDTH_RATIO = 4.0
+SPARSE_WIDTH_RATIO = 6.0
 
 
 def choose_path(n_basis: int, spline_order: int) -> str:
@@ -52,7 +55,8 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     if path == "auto":
-        path = choose_path(coef.shape[-1], spline_order)
+        # under torch.compile the dense path traces into one graph; the sparse one would break it
+        path = "dense" if torch.compiler.is_compiling() else choose_path(coef.shape[-1], spline_order)
     if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
         return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
                                     base_activation)
