@@ -33,10 +33,10 @@ __all__ = ["SparseKAN", "sparse_entries", "padded_table"]
 
 def sparse_entries(x: Tensor, grid: Tensor, spline_order: int, base_name: str, uniform: bool,
                    need_derivative: bool):
-    """Shifted spans, table rows, weights and weight derivatives of every entry.
+    """Span keys, table rows, weights and weight derivatives of every entry.
 
-    Shape: ``x`` ``(N, n_in)`` -> ``shifted`` ``(N, n_in)``; ``cols``, ``vals``, ``dvals``
-    ``(N, n_in (k + 2))`` (entry 0 of each input is the base branch); ``dvals`` is None
+    Shape: ``x`` ``(N, n_in)`` -> ``key`` ``(N, n_in)`` (``i S + shifted span``); ``cols``,
+    ``vals``, ``dvals`` ``(N, n_in (k + 2))`` (entry 0 of each input is the base branch); ``dvals`` is None
     unless ``need_derivative``.
     """
     n, n_in = x.shape
@@ -47,7 +47,7 @@ def sparse_entries(x: Tensor, grid: Tensor, spline_order: int, base_name: str, u
     cols = lookup(row_table(n_in, n_spans, k, x.device), key)  # (N, n_in, k+2)
     vals = torch.cat([b.unsqueeze(-1), w], dim=-1).view(n, -1)
     dvals = torch.cat([db.unsqueeze(-1), dw], dim=-1).view(n, -1) if need_derivative else None
-    return shifted, cols.view(n, -1), vals, dvals
+    return key, cols.view(n, -1), vals, dvals
 
 
 @functools.lru_cache(maxsize=64)
@@ -75,25 +75,22 @@ def padded_table(weight: Tensor, spline_order: int) -> Tensor:
     return tab.view(-1, n_out)
 
 
-def table_grad(shifted: Tensor, vals: Tensor, grad_out: Tensor, spline_order: int,
-               width: int) -> Tensor:
+def table_grad(key: Tensor, vals: Tensor, grad_out: Tensor, spline_order: int, width: int) -> Tensor:
     """Gradient of the packed weights, without a dense product and without a general sort.
 
-    Shape: ``shifted`` ``(N, n_in)``, ``vals`` ``(N, n_in (k + 2))``, ``grad_out``
-    ``(N, n_out)`` -> ``(n_out, n_in, width)`` with ``width = nb + 1``.
+    Shape: ``key`` ``(N, n_in)`` (``i S + shifted span``), ``vals`` ``(N, n_in (k + 2))``,
+    ``grad_out`` ``(N, n_out)`` -> ``(n_out, n_in, width)`` with ``width = nb + 1``.
     """
-    n, n_in = shifted.shape
+    n, n_in = key.shape
     k, e = spline_order, spline_order + 2
     n_spans = width + k + 1  # n_intervals + 2
-    keys = shifted.T + torch.arange(0, n_in * n_spans, n_spans, device=shifted.device).unsqueeze(1)
     small = torch.int16 if n_in * n_spans < 2 ** 15 else torch.int32  # radix sort on few bytes
-    order = torch.sort(keys.reshape(-1).to(small), stable=True).indices  # by input, then span
-    sample = order.remainder(n).view(n_in, 1, n).expand(n_in, e, n)  # (n_in, k+2, N)
-    weights = vals.view(n, n_in, e).permute(1, 0, 2).reshape(n_in * n, e)  # (n_in N, k+2)
-    weights = weights.index_select(0, order).view(n_in, n, e).transpose(1, 2)  # (n_in, k+2, N)
-    counts = torch.bincount(keys.reshape(-1), minlength=n_in * n_spans).view(n_in, n_spans)
+    order = torch.sort(key.reshape(-1).to(small), stable=True).indices  # by input, then span
+    sample = torch.div(order, n_in, rounding_mode="floor").view(n_in, 1, n).expand(n_in, e, n)
+    weights = vals.view(n * n_in, e).index_select(0, order).view(n_in, n, e).transpose(1, 2)
+    counts = torch.bincount(key.reshape(-1), minlength=n_in * n_spans).view(n_in, n_spans)
     starts = torch.cumsum(counts, 1) - counts  # (n_in, S) within each input
-    first = torch.arange(n_in * e, device=shifted.device).view(n_in, e, 1) * n
+    first = torch.arange(n_in * e, device=key.device).view(n_in, e, 1) * n
     offsets = (first + starts.unsqueeze(1)).reshape(-1)  # bags (input, entry, span)
     bags = F.embedding_bag(sample.reshape(-1), grad_out, offsets, mode="sum",
                            per_sample_weights=weights.reshape(-1))
@@ -127,16 +124,16 @@ class SparseKAN(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, grid: Tensor, spline_order: int, base_name: str,
                 uniform: bool) -> Tensor:
         need_x = ctx.needs_input_grad[0]
-        shifted, cols, vals, dvals = sparse_entries(x, grid, spline_order, base_name, uniform, need_x)
+        key, cols, vals, dvals = sparse_entries(x, grid, spline_order, base_name, uniform, need_x)
         tab = padded_table(weight, spline_order)
         y = F.embedding_bag(cols, tab, mode="sum", per_sample_weights=vals)
         ctx.spline_order, ctx.base_name = spline_order, base_name
-        ctx.save_for_backward(x, weight, grid, shifted, cols, vals, dvals, tab if need_x else None)
+        ctx.save_for_backward(x, weight, grid, key, cols, vals, dvals, tab if need_x else None)
         return y
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        x, weight, grid, shifted, cols, vals, dvals, tab = ctx.saved_tensors
+        x, weight, grid, key, cols, vals, dvals, tab = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: exact higher-order derivatives
             gx, gw = differentiable_backward(ctx, grad_out, x, weight, grid)
             return gx, gw, None, None, None, None
@@ -146,5 +143,5 @@ class SparseKAN(torch.autograd.Function):
             dots = sampled_dots(cols, grad_out, tab)  # (N, n_in (k+2))
             gx = group_sum(dots * dvals, ctx.spline_order + 2)  # (N, n_in)
         if ctx.needs_input_grad[1]:
-            gw = table_grad(shifted, vals, grad_out, ctx.spline_order, weight.shape[-1])
+            gw = table_grad(key, vals, grad_out, ctx.spline_order, weight.shape[-1])
         return gx, gw, None, None, None, None
