@@ -142,6 +142,17 @@ def test_repeated_knots_and_tiny_batches(path):
         torch.testing.assert_close(y, kan_linear_reference(x, grid, *params, 3, "silu"), rtol=0, atol=1e-10)
 
 
+def test_dense_input_gradient_in_chunks_equals_one_pass():
+    from kanlab.kernels.dense import dense_input, input_grad
+    grid, x, _ = problem(37, 5, 1, 6, 3, True, seed=4)
+    a, key, dw, db = dense_input(x, grid, 3, "silu", True, True)
+    ga = torch.randn(a.shape, dtype=a.dtype)
+    ga[:, -1] = 0  # the dump column meets a zero weight column
+    whole = input_grad(ga, key, dw, db, grid.shape[1], 3)
+    parts = input_grad(ga, key, dw, db, grid.shape[1], 3, chunk=40)  # 2 rows per chunk
+    torch.testing.assert_close(parts, whole, rtol=0, atol=1e-12)
+
+
 def test_dispatch_and_errors():
     assert choose_path(5 + 3, 3) == "dense"
     assert choose_path(50 + 3, 3) == "sparse"

@@ -5,8 +5,9 @@ The GEMM input is one ``(N, n_in (nb + 1) + 1)`` buffer: per input the base valu
 that do not exist are scattered into the dump column, which meets a zero weight column,
 so no mask pass is needed. Forward is the closed-form (or de Boor) local basis, one
 scatter, one GEMM; backward is the two matching GEMMs and a gather of ``k + 1`` entries
-per input for the input gradient. Saved state: the packed input, the live columns and the
-basis derivatives (no Cox-de Boor intermediates).
+per input for the input gradient (in chunks, so its temporaries stay small). Saved
+state: the packed input, the span keys and the basis derivatives (no Cox-de Boor
+intermediates).
 """
 from __future__ import annotations
 
@@ -40,13 +41,22 @@ def column_table(n_in: int, n_spans: int, spline_order: int, device: torch.devic
     return cols.reshape(-1, k + 1).to(device)
 
 
+def columns(key: Tensor, n_in: int, n_knots: int, spline_order: int) -> Tensor:
+    """Columns in the packed input of the ``k + 1`` entries of every input.
+
+    Shape: ``key`` ``(N, n_in)`` (``i S + shifted span``) -> ``(N, n_in (k + 1))``.
+    """
+    table = column_table(n_in, n_knots + 1, spline_order, key.device)
+    return lookup(table, key).view(key.shape[0], -1)
+
+
 def dense_input(x: Tensor, grid: Tensor, spline_order: int, base_name: str, uniform: bool,
                 need_derivative: bool):
     """Packed GEMM input and what the input gradient needs.
 
     Shape: ``x`` ``(N, n_in)`` -> ``a`` ``(N, n_in (nb + 1) + 1)`` (last column: dump),
-    ``cols`` ``(N, n_in (k + 1))`` (columns of the live bases in ``a``), ``dw``
-    ``(N, n_in (k + 1))``, ``db`` ``(N, n_in)`` or None.
+    ``key`` ``(N, n_in)`` (see :func:`columns`), ``dw`` ``(N, n_in (k + 1))``, ``db``
+    ``(N, n_in)`` or None.
     """
     n, n_in = x.shape
     k, n_knots = spline_order, grid.shape[1]
@@ -54,11 +64,27 @@ def dense_input(x: Tensor, grid: Tensor, spline_order: int, base_name: str, unif
     shifted, w, dw = local_basis(x, grid, k, uniform)
     b, db = base_and_derivative(base_name, x, need_derivative)
     key = shifted + torch.arange(0, n_in * (n_knots + 1), n_knots + 1, device=x.device)
-    cols = lookup(column_table(n_in, n_knots + 1, k, x.device), key).view(n, -1)  # (N, n_in (k+1))
     a = x.new_zeros(n, n_in * width + 1)
-    a.scatter_add_(1, cols, w.view(n, -1))
+    a.scatter_add_(1, columns(key, n_in, n_knots, k), w.view(n, -1))
     a[:, :-1].view(n, n_in, width)[:, :, 0] = b
-    return a, cols, dw.view(n, -1), db
+    return a, key, dw.view(n, -1), db
+
+
+def input_grad(ga: Tensor, key: Tensor, dw: Tensor, db: Tensor, n_knots: int, spline_order: int,
+               chunk: int = 2 ** 18) -> Tensor:
+    """``dL/dx`` from the gradient of the packed input, ``chunk`` entries at a time (bounded memory).
+
+    Shape: ``ga`` ``(N, n_in (nb + 1) + 1)``, ``key`` ``(N, n_in)``, ``dw`` ``(N, n_in (k + 1))``,
+    ``db`` ``(N, n_in)`` -> ``(N, n_in)``.
+    """
+    n, n_in = key.shape
+    k = spline_order
+    gx = ga[:, :-1].view(n, n_in, -1)[:, :, 0] * db  # base branch
+    rows = max(1, chunk // (n_in * (k + 1)))
+    for r in range(0, n, rows):
+        part = ga[r: r + rows].gather(1, columns(key[r: r + rows], n_in, n_knots, k))
+        gx[r: r + rows] += group_sum(part.mul_(dw[r: r + rows]), k + 1)
+    return gx
 
 
 def padded_weight(weight: Tensor) -> Tensor:
@@ -73,26 +99,24 @@ class DenseKAN(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, grid: Tensor, spline_order: int, base_name: str,
                 uniform: bool) -> Tensor:
         need_x = ctx.needs_input_grad[0]
-        a, cols, dw, db = dense_input(x, grid, spline_order, base_name, uniform, need_x)
+        a, key, dw, db = dense_input(x, grid, spline_order, base_name, uniform, need_x)
         y = a @ padded_weight(weight).T  # (N, n_out)
         ctx.spline_order, ctx.base_name = spline_order, base_name
         keep_a = a if ctx.needs_input_grad[1] else None
-        ctx.save_for_backward(x, weight, grid, keep_a, cols if need_x else None,
+        ctx.save_for_backward(x, weight, grid, keep_a, key if need_x else None,
                               dw if need_x else None, db)
         return y
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        x, weight, grid, a, cols, dw, db = ctx.saved_tensors
+        x, weight, grid, a, key, dw, db = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: exact higher-order derivatives
             gx, gw = differentiable_backward(ctx, grad_out, x, weight, grid)
             return gx, gw, None, None, None, None
-        n, n_in = x.shape
         gx = gw = None
         if ctx.needs_input_grad[0]:
             ga = grad_out @ padded_weight(weight)  # (N, n_in P + 1); the dump column is 0
-            gx = group_sum(ga.gather(1, cols) * dw, ctx.spline_order + 1)  # (N, n_in)
-            gx += ga[:, :-1].view(n, n_in, -1)[:, :, 0] * db  # base branch
+            gx = input_grad(ga, key, dw, db, grid.shape[1], ctx.spline_order)
         if ctx.needs_input_grad[1]:
             gw = (grad_out.T @ a)[:, :-1].reshape(weight.shape)  # (n_out, n_in, nb+1)
         return gx, gw, None, None, None, None
