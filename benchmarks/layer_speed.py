@@ -138,7 +138,11 @@ def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
 
 
 def measure_all(named, device):
-    """name -> (forward s, forward+backward s, peak bytes of one forward+backward)."""
+    """name -> (forward s, forward+backward s, peak bytes of one forward+backward, input bytes).
+
+    Input bytes are those of the tensors a contender starts from (its inputs and
+    parameters): the dense limit's precomputed input is large, a KAN's input is not.
+    """
     fwds, fbs = [], []
     for fn, params in named.values():
         gy = torch.randn_like(fn().detach())
@@ -155,25 +159,29 @@ def measure_all(named, device):
         fbs.append(fb)
     tf, tfb = median_times(fwds, device), median_times(fbs, device)
     mem = [peak_bytes(fb, device) for fb in fbs]
-    return {name: v for name, v in zip(named, zip(tf, tfb, mem))}
+    held = [sum(p.numel() * p.element_size() for p in params) for _, params in named.values()]
+    return {name: v for name, v in zip(named, zip(tf, tfb, mem, held))}
 
 
 # ----------------------------------------------------------------------------- reports
 def layer_table(shapes, device, dtype):
     print(f"\nKAN layer, cubic, {dtype}, {device}, {torch.get_num_threads()} threads; "
-          "times in ms (median), memory = peak MB allocated in one forward+backward")
-    head = f"{'shape (N,in,out,G)':<22}{'impl':<8}{'path':<8}{'fwd':>9}{'f+b':>9}{'MB':>8}" \
-           f"{'fwd/dense':>10}{'f+b/dense':>10}{'MB/dense':>9}"
+          "times in ms (median); MB = peak MB allocated during one forward+backward, "
+          "MB+in = that plus the inputs and parameters it starts from")
+    head = f"{'shape (N,in,out,G)':<22}{'impl':<8}{'path':<8}{'fwd':>9}{'f+b':>9}{'MB':>8}{'MB+in':>8}" \
+           f"{'fwd/dense':>10}{'f+b/dense':>10}{'MB/dense':>9}{'MB+in/dense':>12}"
     print(head)
     rows = []
     for shape in shapes:
         res = measure_all(contenders(*shape, device, dtype), device)
         d = res["dense"]
-        for name, (tf, tfb, mem) in res.items():
+        for name, (tf, tfb, mem, held) in res.items():
             path = choose_path(shape[3] + K, K) if name == "kanlab" else ""
+            full, d_full = mem + held, d[2] + d[3]
             print(f"{str(shape):<22}{name:<8}{path:<8}{tf * 1e3:9.3f}{tfb * 1e3:9.3f}{mem / 2**20:8.1f}"
-                  f"{tf / d[0]:10.2f}{tfb / d[1]:10.2f}{mem / max(d[2], 1):9.2f}")
-            rows.append((shape, name, tf / d[0], tfb / d[1], mem / max(d[2], 1)))
+                  f"{full / 2**20:8.1f}{tf / d[0]:10.2f}{tfb / d[1]:10.2f}{mem / max(d[2], 1):9.2f}"
+                  f"{full / d_full:12.2f}")
+            rows.append((shape, name, tf / d[0], tfb / d[1], mem / max(d[2], 1), full / d_full))
     return rows
 
 
