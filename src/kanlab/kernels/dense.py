@@ -63,11 +63,19 @@ def dense_input(x: Tensor, grid: Tensor, spline_order: int, base_name: str, unif
     width = n_knots - k  # nb + 1
     shifted, w, dw = local_basis(x, grid, k, uniform)
     b, db = base_and_derivative(base_name, x, need_derivative)
-    key = shifted + torch.arange(0, n_in * (n_knots + 1), n_knots + 1, device=x.device)
+    key = shifted.add_(torch.arange(0, n_in * (n_knots + 1), n_knots + 1, device=x.device))
     a = x.new_zeros(n, n_in * width + 1)
-    a.scatter_add_(1, columns(key, n_in, n_knots, k), w.view(n, -1))
+    w = w.view(n, -1)
+    rows = _chunk_rows(n_in, k)
+    for r in range(0, n, rows):  # chunks keep the int64 column indices small
+        a[r: r + rows].scatter_add_(1, columns(key[r: r + rows], n_in, n_knots, k), w[r: r + rows])
     a[:, :-1].view(n, n_in, width)[:, :, 0] = b
     return a, key, dw.view(n, -1), db
+
+
+def _chunk_rows(n_in: int, spline_order: int, chunk: int = 2 ** 18) -> int:
+    """Rows per chunk so that a chunk holds about ``chunk`` basis entries."""
+    return max(1, chunk // (n_in * (spline_order + 1)))
 
 
 def input_grad(ga: Tensor, key: Tensor, dw: Tensor, db: Tensor, n_knots: int, spline_order: int,
@@ -80,7 +88,7 @@ def input_grad(ga: Tensor, key: Tensor, dw: Tensor, db: Tensor, n_knots: int, sp
     n, n_in = key.shape
     k = spline_order
     gx = ga[:, :-1].view(n, n_in, -1)[:, :, 0] * db  # base branch
-    rows = max(1, chunk // (n_in * (k + 1)))
+    rows = _chunk_rows(n_in, k, chunk)
     for r in range(0, n, rows):
         part = ga[r: r + rows].gather(1, columns(key[r: r + rows], n_in, n_knots, k))
         gx[r: r + rows] += group_sum(part.mul_(dw[r: r + rows]), k + 1)
