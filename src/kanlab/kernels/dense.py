@@ -55,13 +55,13 @@ def dense_input(x: Tensor, grid: Tensor, spline_order: int, base_name: str, unif
     """Packed GEMM input and what the input gradient needs.
 
     Shape: ``x`` ``(N, n_in)`` -> ``a`` ``(N, n_in (nb + 1) + 1)`` (last column: dump),
-    ``key`` ``(N, n_in)`` (see :func:`columns`), ``dw`` ``(N, n_in (k + 1))``, ``db``
-    ``(N, n_in)`` or None.
+    ``key`` ``(N, n_in)`` (see :func:`columns`), ``dw`` ``(N, n_in (k + 1))`` and ``db``
+    ``(N, n_in)``, both None unless ``need_derivative``.
     """
     n, n_in = x.shape
     k, n_knots = spline_order, grid.shape[1]
     width = n_knots - k  # nb + 1
-    shifted, w, dw = local_basis(x, grid, k, uniform)
+    shifted, w, dw = local_basis(x, grid, k, uniform, derivative=need_derivative)
     b, db = base_and_derivative(base_name, x, need_derivative)
     key = shifted.add_(torch.arange(0, n_in * (n_knots + 1), n_knots + 1, device=x.device))
     a = x.new_zeros(n, n_in * width + 1)
@@ -70,7 +70,7 @@ def dense_input(x: Tensor, grid: Tensor, spline_order: int, base_name: str, unif
     for r in range(0, n, rows):  # chunks keep the int64 column indices small
         a[r: r + rows].scatter_add_(1, columns(key[r: r + rows], n_in, n_knots, k), w[r: r + rows])
     a[:, :-1].view(n, n_in, width)[:, :, 0] = b
-    return a, key, dw.view(n, -1), db
+    return a, key, dw.view(n, -1) if need_derivative else None, db
 
 
 def _chunk_rows(n_in: int, spline_order: int, chunk: int = 2 ** 18) -> int:

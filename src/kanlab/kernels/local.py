@@ -22,16 +22,20 @@ from torch import Tensor
 __all__ = ["local_basis", "local_basis_uniform", "local_basis_general", "span_tables", "lookup"]
 
 
-def local_basis(x: Tensor, grid: Tensor, spline_order: int, uniform: bool,
-                masked: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-    """``(shifted, w, dw)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``; closed form if ``uniform``."""
+def local_basis(x: Tensor, grid: Tensor, spline_order: int, uniform: bool, masked: bool = False,
+                derivative: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(shifted, w, dw)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``.
+
+    Closed form if ``uniform``; ``dw`` is None unless ``derivative``.
+    """
     if uniform:
-        shifted, w, dw = local_basis_uniform(x, grid, spline_order)
+        shifted, w, dw = local_basis_uniform(x, grid, spline_order, derivative)
     else:
-        shifted, w, dw = local_basis_general(x, grid, spline_order)
+        shifted, w, dw = local_basis_general(x, grid, spline_order, derivative)
     if masked:
         live = lookup(span_tables(grid.shape[1] - 1, spline_order, x.device)[1].to(x.dtype), shifted)
-        w, dw = w * live[..., : spline_order + 1], dw * live[..., spline_order + 1:]
+        w = w * live[..., : spline_order + 1]
+        dw = dw * live[..., spline_order + 1:] if derivative else None
     return shifted, w, dw
 
 
@@ -94,7 +98,8 @@ def lookup(table: Tensor, index: Tensor) -> Tensor:
     return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])
 
 
-def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
+def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int,
+                        derivative: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """Closed form on uniform grids: a power table times two small constant matrices."""
     k = spline_order
     n, n_in = x.shape
@@ -110,7 +115,9 @@ def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Ten
     m_w, m_d = uniform_basis_matrices(k, x.dtype, x.device)  # (k+1, k+1) each
     # (N n_in, k+1) results straight from a transposed operand; 1/h folded into the planes
     w = (planes.view(k + 1, -1).T @ m_w).view(n, n_in, k + 1)
-    dw = ((planes * inv_h).view(k + 1, -1).T @ m_d).view(n, n_in, k + 1)  # d/dx = d/df / h
+    dw = None
+    if derivative:  # d/dx = d/df / h
+        dw = ((planes * inv_h).view(k + 1, -1).T @ m_d).view(n, n_in, k + 1)
     shifted = span.clamp_(-1, n_intervals).add_(1).long()
     return shifted, w, dw
 
@@ -140,7 +147,8 @@ def knot_windows(grid: Tensor, spline_order: int) -> Tensor:
     return padded[:, idx].reshape(-1, 2 * k + 2)
 
 
-def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
+def local_basis_general(x: Tensor, grid: Tensor, spline_order: int,
+                        derivative: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """Any non-decreasing grid: span by ``searchsorted``, then the local de Boor triangle."""
     k = spline_order
     n_in, n_knots = grid.shape
@@ -161,6 +169,8 @@ def local_basis_general(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Ten
             basis.append(saved + right[r + 1] * temp)
             saved = left[j - r] * temp
         basis.append(saved)
+    if not derivative:
+        return shifted, torch.stack(basis, dim=-1), None
     # derivative from the degree k-1 bases: B'_m = k (B_{m,k-1}/(t_{m+k}-t_m) - B_{m+1,k-1}/(t_{m+k+1}-t_{m+1}))
     zero = torch.zeros_like(x)
     dw = []

@@ -41,7 +41,7 @@ def sparse_entries(x: Tensor, grid: Tensor, spline_order: int, base_name: str, u
     """
     n, n_in = x.shape
     k, n_spans = spline_order, grid.shape[1] + 1
-    shifted, w, dw = local_basis(x, grid, k, uniform)
+    shifted, w, dw = local_basis(x, grid, k, uniform, derivative=need_derivative)
     b, db = base_and_derivative(base_name, x, need_derivative)
     key = shifted + torch.arange(0, n_in * n_spans, n_spans, device=x.device)
     cols = lookup(row_table(n_in, n_spans, k, x.device), key)  # (N, n_in, k+2)
