@@ -74,7 +74,8 @@ def test_fast_paths_match_reference_values_and_all_gradients(path, uniform, seed
 def test_float32_matches_float64_reference(path):
     grid, x, params = problem(300, 5, 4, 7, 3, True, seed=7)
     y64 = kan_linear_reference(x, grid, *params, 3, "silu")
-    y32 = kan_linear(x.float(), grid.float(), *[p.float() for p in params], 3, "silu", uniform=True, path=path)
+    y32 = kan_linear(x.float(), grid.float(), *[p.float() for p in params], 3, "silu",
+                     uniform=True, path=path)
     assert y32.dtype == torch.float32
     torch.testing.assert_close(y32.double(), y64, rtol=1e-4, atol=1e-4 * float(y64.abs().max()))
 
@@ -93,7 +94,8 @@ def test_gradcheck_and_gradgradcheck(path, uniform):
 
 @pytest.mark.parametrize("grid_size", [4, 40])  # dense and sparse path under KANLayer
 def test_layer_second_derivative_in_input_matches_reference(grid_size):
-    layer = KANLayer(2, 3, grid_size=grid_size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    layer = KANLayer(2, 3, grid_size=grid_size, dtype=torch.float64,
+                     generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         layer.coef.normal_(generator=torch.Generator().manual_seed(1))
     x = (torch.rand(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 2 - 1)

@@ -67,7 +67,8 @@ def _uniform_matrix_np(spline_order: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def uniform_basis_matrices(spline_order: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+def uniform_basis_matrices(spline_order: int, dtype: torch.dtype,
+                           device: torch.device) -> tuple[Tensor, Tensor]:
     """The value and derivative halves of :func:`_uniform_matrix_np`, ``(k + 1, k + 1)`` each."""
     m = torch.as_tensor(_uniform_matrix_np(spline_order), dtype=dtype, device=device)
     return m[:, : spline_order + 1].contiguous(), m[:, spline_order + 1:].contiguous()
@@ -171,7 +172,8 @@ def local_basis_general(x: Tensor, grid: Tensor, spline_order: int,
         basis.append(saved)
     if not derivative:
         return shifted, torch.stack(basis, dim=-1), None
-    # derivative from the degree k-1 bases: B'_m = k (B_{m,k-1}/(t_{m+k}-t_m) - B_{m+1,k-1}/(t_{m+k+1}-t_{m+1}))
+    # derivative from the degree k-1 bases:
+    # B'_m = k (B_{m,k-1} / (t_{m+k} - t_m) - B_{m+1,k-1} / (t_{m+k+1} - t_{m+1}))
     zero = torch.zeros_like(x)
     dw = []
     for r in range(k + 1):
