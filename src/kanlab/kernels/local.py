@@ -131,21 +131,33 @@ def _padded_knots(grid: Tensor, pad: int) -> Tensor:
     return torch.cat([grid[:, :1] - h * steps.flip(0), grid, grid[:, -1:] + h * steps], dim=1)
 
 
-def _safe(d: Tensor) -> Tensor:
-    return torch.where(d == 0, torch.ones_like(d), d)
+def _reciprocal(d: Tensor, scale: float = 1.0) -> Tensor:
+    """``scale / d``; repeated knots give 0/0 terms in the recursion, defined as 0."""
+    return torch.where(d == 0, torch.zeros_like(d), scale / torch.where(d == 0, torch.ones_like(d), d))
 
 
-def knot_windows(grid: Tensor, spline_order: int) -> Tensor:
-    """Knots ``span - k .. span + k + 1`` for every (input, shifted span), one row each.
+def knot_windows(grid: Tensor, spline_order: int, derivative: bool) -> Tensor:
+    """Per (input, shifted span): the knots and reciprocal knot differences the de Boor
+    triangle needs, so the per-sample work has no divisions and no tests.
 
-    Shape: ``(n_in, n_knots)`` -> ``(n_in (n_knots + 1), 2k + 2)``.
+    Columns: knots ``span - k + 1 .. span + k`` (``2k``), then ``1 / (t[span+r+1] -
+    t[span+1-j+r])`` for ``j = 1..k``, ``r < j``, then (if ``derivative``)
+    ``k / (t[m+k] - t[m])`` for the ``k`` lower and the ``k`` upper terms of the derivative.
+
+    Shape: ``(n_in, n_knots)`` -> ``(C, n_in (n_knots + 1))`` (one row per quantity).
     """
     k = spline_order
     n_in, n_knots = grid.shape
     padded = _padded_knots(grid, k)  # (n_in, n_knots + 2k); padded index of knot q is q + k
     span = (torch.arange(n_knots + 1, device=grid.device) - 1).clamp(0, n_knots - 2)  # (S,)
     idx = span.unsqueeze(-1) + torch.arange(2 * k + 2, device=grid.device)  # (S, 2k+2)
-    return padded[:, idx].reshape(-1, 2 * k + 2)
+    t = padded[:, idx].reshape(-1, 2 * k + 2).unbind(1)  # t[k + d] = knot span + d
+    cols = list(t[1: 2 * k + 1])
+    cols += [_reciprocal(t[k + r + 1] - t[k + 1 - j + r]) for j in range(1, k + 1) for r in range(j)]
+    if derivative:
+        cols += [_reciprocal(t[k + r] - t[r], k) for r in range(1, k + 1)]
+        cols += [_reciprocal(t[k + r + 1] - t[r + 1], k) for r in range(k)]
+    return torch.stack(cols)
 
 
 def local_basis_general(x: Tensor, grid: Tensor, spline_order: int,
@@ -155,10 +167,11 @@ def local_basis_general(x: Tensor, grid: Tensor, spline_order: int,
     n_in, n_knots = grid.shape
     shifted = torch.searchsorted(grid.contiguous(), x.T.contiguous(), right=True).T  # span + 1
     key = shifted + torch.arange(0, n_in * (n_knots + 1), n_knots + 1, device=x.device)
-    t = lookup(knot_windows(grid, k), key).permute(2, 0, 1).contiguous()  # (2k+2, N, n_in)
-    # t[k + d] is knot span + d
-    left = [None] + [x - t[k + 1 - j] for j in range(1, k + 1)]
-    right = [None] + [t[k + j] - x for j in range(1, k + 1)]
+    table = knot_windows(grid, k, derivative)  # (C, n_in S)
+    planes = table.index_select(1, key.reshape(-1)).view(-1, *x.shape)  # (C, N, n_in), planar
+    knots, rest = planes[: 2 * k], iter(planes[2 * k:])  # knots[d + k - 1] = knot span + d
+    left = [None] + [x - knots[k - j] for j in range(1, k + 1)]
+    right = [None] + [knots[k - 1 + j] - x for j in range(1, k + 1)]
     basis = [torch.ones_like(x)]
     prev = basis
     for j in range(1, k + 1):
@@ -166,7 +179,7 @@ def local_basis_general(x: Tensor, grid: Tensor, spline_order: int,
         saved = torch.zeros_like(x)
         basis = []
         for r in range(j):
-            temp = prev[r] / _safe(right[r + 1] + left[j - r])
+            temp = prev[r] * next(rest)
             basis.append(saved + right[r + 1] * temp)
             saved = left[j - r] * temp
         basis.append(saved)
@@ -174,10 +187,8 @@ def local_basis_general(x: Tensor, grid: Tensor, spline_order: int,
         return shifted, torch.stack(basis, dim=-1), None
     # derivative from the degree k-1 bases:
     # B'_m = k (B_{m,k-1} / (t_{m+k} - t_m) - B_{m+1,k-1} / (t_{m+k+1} - t_{m+1}))
-    zero = torch.zeros_like(x)
-    dw = []
-    for r in range(k + 1):
-        lo = prev[r - 1] / _safe(t[k + r] - t[r]) if r >= 1 else zero
-        hi = prev[r] / _safe(t[k + r + 1] - t[r + 1]) if r < k else zero
-        dw.append(k * (lo - hi))
+    lower, upper = [next(rest) for _ in range(k)], [next(rest) for _ in range(k)]
+    dw = [-prev[0] * upper[0]]
+    dw += [prev[r - 1] * lower[r - 1] - prev[r] * upper[r] for r in range(1, k)]
+    dw.append(prev[k - 1] * lower[k - 1])
     return shifted, torch.stack(basis, dim=-1), torch.stack(dw, dim=-1)  # (N, n_in, k+1) each
