@@ -131,6 +131,7 @@ def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
     try:
         from kan import KANLayer as PyKANLayer  # optional
         layer = PyKANLayer(n_in, n_out, num=g, k=K, device=str(device)).to(dtype)
+        layer(x[:2])  # fails here, not mid-benchmark, if this pykan version does not fit
         out["pykan"] = (lambda: layer(x)[0]), [x] + list(layer.parameters())
     except Exception:  # pykan missing or incompatible: skipped
         pass
