@@ -12,7 +12,8 @@ function as :func:`kan_linear_reference` (the oracle), values and gradients:
 
 Second and higher derivatives are exact on both fast paths: when a backward graph is
 requested (``create_graph=True``) their backward differentiates the oracle instead.
-Under ``torch.compile`` the automatic choice is the dense path, which traces into one
+Under ``torch.export`` (and so ONNX export) the automatic choice is the reference path;
+under ``torch.compile`` it is the dense path on uniform grids (the reference elsewhere), which traces into one
 graph (``fullgraph=True`` works); nothing is compiled unless the caller compiles.
 """
 from __future__ import annotations
@@ -57,10 +58,23 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     if path == "auto":
         # under torch.compile the dense path traces into one graph; the sparse one would break it
-        path = "dense" if torch.compiler.is_compiling() else choose_path(coef.shape[-1], spline_order)
+        if _is_exporting():  # torch.export / ONNX: plain ops every exporter knows
+            path = "reference"
+        else:
+            path = choose_path(coef.shape[-1], spline_order)
+            if torch.compiler.is_compiling():
+                # the dense closed form traces into one graph; dynamo cannot trace the adapted-grid
+                # (searchsorted) path inside an autograd.Function, so compile the plain ops there
+                path = "dense" if uniform else "reference"
     if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
         return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
                                     base_activation)
     weight = pack_weights(coef, scale_base, scale_spline)  # (n_out, n_in, nb+1)
     fn = DenseKAN if path == "dense" else SparseKAN
     return fn.apply(x, weight, grid, spline_order, base_activation, bool(uniform))
+
+
+def _is_exporting() -> bool:
+    """True under torch.export (ONNX) or TorchScript tracing."""
+    check = getattr(torch.compiler, "is_exporting", None)
+    return bool(check and check()) or torch.jit.is_tracing()
