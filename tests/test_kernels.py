@@ -188,3 +188,14 @@ def test_cuda_matches_cpu_reference(path):
     gy = torch.randn(y.shape, dtype=y.dtype)
     for a, b in zip(torch.autograd.grad(y, cuda, gy.cuda()), torch.autograd.grad(y_ref, cpu, gy)):
         torch.testing.assert_close(a.cpu(), b, rtol=0, atol=1e-10)
+
+
+def test_functorch_transforms_fall_back_to_the_reference():
+    layer = KANLayer(3, 2, grid_size=6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(5, 3, dtype=torch.float64) * 2 - 1
+    jac = torch.func.jacfwd(lambda inp: layer(inp).sum(0))(x)  # (2, 5, 3)
+    xr = x.clone().requires_grad_()
+    ref = torch.stack([torch.autograd.grad(layer(xr)[:, o].sum(), xr)[0] for o in range(2)])
+    torch.testing.assert_close(jac, ref, atol=1e-12, rtol=0)
+    vm = torch.func.vmap(layer)(x[:, None, :])  # (5, 1, 2)
+    torch.testing.assert_close(vm[:, 0], layer(x), atol=1e-12, rtol=0)

@@ -58,7 +58,7 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     if path == "auto":
         # under torch.compile the dense path traces into one graph; the sparse one would break it
-        if _is_exporting():  # torch.export / ONNX: plain ops every exporter knows
+        if _is_exporting() or _in_functorch_transform():  # plain ops every exporter / transform knows
             path = "reference"
         else:
             path = choose_path(coef.shape[-1], spline_order)
@@ -78,3 +78,12 @@ def _is_exporting() -> bool:
     """True under torch.export (ONNX) or TorchScript tracing."""
     check = getattr(torch.compiler, "is_exporting", None)
     return bool(check and check()) or torch.jit.is_tracing()
+
+
+def _in_functorch_transform() -> bool:
+    """True inside torch.func transforms (jacfwd, vmap, ...), which the fast paths' autograd
+    Functions do not support."""
+    try:
+        return torch._C._functorch.peek_interpreter_stack() is not None
+    except AttributeError:  # pragma: no cover - other torch versions
+        return False
