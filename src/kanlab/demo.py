@@ -30,8 +30,8 @@ def paper_function(x: torch.Tensor) -> torch.Tensor:
 
 
 def grid_extension(width=(2, 1, 1), grids=(3, 5, 10, 20, 50), steps: int = 50, n_train: int = 1000,
-                   n_test: int = 1000, seed: int = 0, restarts: int = 3, data_seed: int = 0, grid_eps: float = 1.0, dtype=torch.float64,
-                   progress: bool = False) -> Iterator[DemoRow]:
+                   n_test: int = 1000, seed: int = 0, restarts: int = 3, data_seed: int = 0,
+                   grid_eps: float = 1.0, dtype=torch.float64, progress: bool = False) -> Iterator[DemoRow]:
     """Fit with LBFGS at each grid size, refining between them; yields one row per grid.
 
     Tiny KANs such as [2, 1, 1] have local minima on the coarsest grid (an edge that
