@@ -219,10 +219,14 @@ def main(argv=None):
     ap.add_argument("--timer", default="wall", choices=sorted(CLOCK),
                     help="cpu = process time: robust on a shared machine, but only with --threads 1")
     ap.add_argument("--shapes", nargs="*", metavar="N,IN,OUT,G", help="only these shapes")
+    ap.add_argument("--recompute", choices=["auto", "always", "never"], default="auto",
+                    help="fused path: rebuild the packed input in backward instead of saving it "
+                         "(auto: when it takes >= FusedKAN.RECOMPUTE_BYTES)")
     ap.add_argument("--crossover", action="store_true", help="also sweep G for the dense/sparse crossover")
     ap.add_argument("--no-train", action="store_true", help="skip the training-step benchmark")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    fused.FusedKAN.RECOMPUTE = {"auto": None, "always": True, "never": False}[args.recompute]
     global clock
     clock = CLOCK[args.timer]
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)

@@ -38,7 +38,7 @@ def values_and_grads(fn, x, params, gy):
     return [y.detach()] + list(torch.autograd.grad(y, leaves, gy))
 
 
-@pytest.mark.parametrize("recompute", [True, False])
+@pytest.mark.parametrize("recompute", [True, False, None])
 @pytest.mark.parametrize("seed", range(5))
 def test_fused_matches_reference_values_and_all_gradients(ext, seed, recompute, monkeypatch):
     monkeypatch.setattr(fused.FusedKAN, "RECOMPUTE", recompute)
