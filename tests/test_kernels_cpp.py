@@ -107,3 +107,22 @@ def test_env_var_disables_build(monkeypatch):
     monkeypatch.setenv("KANLAB_NO_CPP", "1")
     module, reason = fused._build()
     assert module is None and "KANLAB_NO_CPP" in reason
+
+
+def test_threads_split_rows_without_changing_results(ext):
+    grid, x, _ = problem(600, 16, 3, 5, 3, seed=4)  # 600 * 16 * 9 entries: several threads
+    m_w, m_d = fused._mats(3, x.dtype)
+    b = torch.nn.functional.silu(x)
+    gp = torch.randn(600, 16 * 9, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    out = []
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            out.append((ext.packed_input(x, b, grid, m_w, 3), ext.input_grad(gp, x, b, grid, m_d, 3)))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+    basis = splines.bspline_basis(x, grid, 3)  # (N, n_in, nb): columns 1.. of each input's block
+    torch.testing.assert_close(out[1][0].view(600, 16, 9)[..., 1:], basis, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out[1][0].view(600, 16, 9)[..., 0], b, rtol=0, atol=0)
