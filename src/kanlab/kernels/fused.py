@@ -19,7 +19,9 @@ and the eager dense path is used; :func:`build_error` tells why.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import threading
 
 import torch
@@ -60,11 +62,22 @@ def _build():
         if not cpp_extension.is_ninja_available():
             return None, "ninja is not available"
         flags = ["-O3", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"]
-        module = cpp_extension.load(name="kanlab_fused_kan", sources=[_SOURCE], extra_cflags=flags,
-                                    extra_ldflags=["-fopenmp"], verbose=False)
+        module = cpp_extension.load(name=f"kanlab_fused_kan_{_cpu_tag()}", sources=[_SOURCE],
+                                    extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
         return module, None
     except Exception as err:  # no compiler, failed build, unwritable cache: eager path instead
         return None, f"{type(err).__name__}: {err}"
+
+
+def _cpu_tag() -> str:
+    """Short hash of the CPU's features: ``-march=native`` builds are not shared across CPUs."""
+    text = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            text += next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        pass
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def supports(x: Tensor, weight: Tensor, uniform: bool) -> bool:
