@@ -126,3 +126,18 @@ def test_threads_split_rows_without_changing_results(ext):
     basis = splines.bspline_basis(x, grid, 3)  # (N, n_in, nb): columns 1.. of each input's block
     torch.testing.assert_close(out[1][0].view(600, 16, 9)[..., 1:], basis, rtol=0, atol=1e-12)
     torch.testing.assert_close(out[1][0].view(600, 16, 9)[..., 0], b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("recompute", [True, False])
+def test_fused_gradients_when_only_some_inputs_require_grad(ext, recompute, monkeypatch):
+    monkeypatch.setattr(fused.FusedKAN, "RECOMPUTE", recompute)
+    grid, x, params = problem(80, 4, 3, 5, 3, seed=9)
+    gy = torch.randn(80, 3, dtype=torch.float64)
+    for wants_x in (True, False):
+        xs = x.clone().requires_grad_(wants_x)
+        ps = [p.clone().requires_grad_(not wants_x) for p in params]
+        leaves = [xs] if wants_x else ps
+        got = torch.autograd.grad(kan_linear(xs, grid, *ps, 3, "gelu", uniform=True, path="fused"), leaves, gy)
+        ref = torch.autograd.grad(kan_linear_reference(xs, grid, *ps, 3, "gelu"), leaves, gy)
+        for g, r in zip(got, ref):
+            torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
