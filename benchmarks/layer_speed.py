@@ -6,7 +6,10 @@ times and the peak memory allocated during one forward+backward, for
 
 * ``dense``   -- the dense limit: ``nn.Linear(in * (G + k + 1), out)`` on a precomputed input
   that requires grad (the three GEMMs any dense-basis KAN pays);
-* ``kanlab``  -- ``kanlab.kernels.kan_linear`` (automatic path; the path is printed);
+* ``kanlab``  -- ``kanlab.kernels.kan_linear`` (automatic path; the path is printed: ``fused``
+  when the optional C++ kernels built, else ``dense`` or ``sparse``);
+* ``eager``   -- the eager-PyTorch dense path (``path="dense"``), beside ``kanlab`` where that
+  took the fused C++ kernels;
 * ``ekan``    -- an efficient-kan-style layer (Cox-de Boor over all bases + one linear);
 * ``pykan``   -- pykan's ``KANLayer`` when ``kan`` is importable,
 
@@ -27,7 +30,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from kanlab import splines  # noqa: E402
-from kanlab.kernels import choose_path, kan_linear  # noqa: E402
+from kanlab.kernels import FUSED_MIN_ELEMENTS, choose_path, fused, kan_linear  # noqa: E402
 
 SHAPES = [(1024, 64, 64, 5), (4096, 128, 128, 5), (256, 784, 64, 5), (1024, 64, 64, 50),
           (1024, 32, 32, 200), (8192, 2, 5, 5)]
@@ -105,6 +108,14 @@ def ekan_basis(x, grid, k):
     return bases
 
 
+def auto_path(n, n_in, g) -> str:
+    """The path ``kan_linear(path="auto")`` takes on a uniform CPU grid."""
+    path = choose_path(g + K, K)
+    if path == "dense" and n * n_in >= FUSED_MIN_ELEMENTS and fused.extension() is not None:
+        return "fused"
+    return path
+
+
 def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
     """name -> (forward closure, forward+backward closure)."""
     gen = torch.Generator().manual_seed(1)
@@ -116,6 +127,9 @@ def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
     def kan():
         return kan_linear(x, grid, coef, sb, ss, K, "silu", uniform=True, path=path)
     out["kanlab"] = kan, params
+    if path == "auto" and auto_path(n, n_in, g) == "fused":
+        out["eager"] = (lambda: kan_linear(x, grid, coef, sb, ss, K, "silu", uniform=True,
+                                           path="dense")), params
 
     width = n_in * (g + K + 1)
     lin = torch.nn.Linear(width, n_out, bias=False, device=device, dtype=dtype)
@@ -177,7 +191,7 @@ def layer_table(shapes, device, dtype):
         res = measure_all(contenders(*shape, device, dtype), device)
         d = res["dense"]
         for name, (tf, tfb, mem, held) in res.items():
-            path = choose_path(shape[3] + K, K) if name == "kanlab" else ""
+            path = {"kanlab": auto_path(*shape[:2], shape[3]), "eager": "dense"}.get(name, "")
             full, d_full = mem + held, d[2] + d[3]
             print(f"{str(shape):<22}{name:<8}{path:<8}{tf * 1e3:9.3f}{tfb * 1e3:9.3f}{mem / 2**20:8.1f}"
                   f"{full / 2**20:8.1f}{tf / d[0]:10.2f}{tfb / d[1]:10.2f}{mem / max(d[2], 1):9.2f}"
@@ -204,14 +218,20 @@ def main(argv=None):
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--timer", default="wall", choices=sorted(CLOCK),
                     help="cpu = process time: robust on a shared machine, but only with --threads 1")
+    ap.add_argument("--shapes", nargs="*", metavar="N,IN,OUT,G", help="only these shapes")
+    ap.add_argument("--recompute", choices=["auto", "always", "never"], default="auto",
+                    help="fused path: rebuild the packed input in backward instead of saving it "
+                         "(auto: when it takes >= FusedKAN.RECOMPUTE_BYTES)")
     ap.add_argument("--crossover", action="store_true", help="also sweep G for the dense/sparse crossover")
     ap.add_argument("--no-train", action="store_true", help="skip the training-step benchmark")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    fused.FusedKAN.RECOMPUTE = {"auto": None, "always": True, "never": False}[args.recompute]
     global clock
     clock = CLOCK[args.timer]
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    layer_table(SHAPES, device, dtype)
+    shapes = SHAPES if not args.shapes else [tuple(int(v) for v in s.split(",")) for s in args.shapes]
+    layer_table(shapes, device, dtype)
     if args.crossover:
         crossover(device, dtype)
     if not args.no_train:

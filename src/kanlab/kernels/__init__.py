@@ -8,6 +8,11 @@ function as :func:`kan_linear_reference` (the oracle), values and gradients:
 * ``"sparse"`` (:class:`~kanlab.kernels.sparse.SparseKAN`): only the ``k + 1`` live bases,
   ``embedding_bag`` forward, sampled products and a sorted reduction backward; cost
   independent of the grid size;
+* ``"fused"`` (:class:`~kanlab.kernels.fused.FusedKAN`): the dense path with its basis
+  build and input-gradient gather done by two one-pass C++ kernels (optional, JIT-built;
+  uniform grids, CPU, float32/float64); ``"auto"`` takes it instead of ``"dense"`` once
+  ``N * n_in >= FUSED_MIN_ELEMENTS`` and the extension builds, and every path that cannot
+  use it falls back to ``"dense"`` silently (``KANLAB_NO_CPP=1`` disables it);
 * ``"reference"``: the plain Cox-de Boor + einsum oracle.
 
 Second and higher derivatives are exact on both fast paths: when a backward graph is
@@ -22,13 +27,20 @@ import torch
 from torch import Tensor
 
 from .common import pack_weights
+from . import fused
 from .dense import DenseKAN
 from .reference import kan_edges_reference, kan_linear_reference
 from .sparse import SparseKAN
 
-__all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "choose_path", "PATHS"]
+__all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "choose_path", "PATHS",
+           "FUSED_MIN_ELEMENTS"]
 
-PATHS = ("auto", "dense", "sparse", "reference")
+PATHS = ("auto", "dense", "fused", "sparse", "reference")
+
+# "auto" uses the fused C++ kernels (and builds them, once per process, ~1 min the first time
+# on a machine) only for batches with at least this many input entries N * n_in, so small
+# models never trigger a build. Below it the eager passes cost little anyway.
+FUSED_MIN_ELEMENTS = 4096
 
 # Sparse wins once the packed row (nb + 1 columns per input) is this many times wider than
 # the live entries (k + 2 per input). Measured with benchmarks/layer_speed.py --crossover at
@@ -48,8 +60,9 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
 
     Args:
         uniform: every row of ``grid`` is equally spaced (enables the closed-form basis).
-        path: ``"auto"`` (from the shapes, see :func:`choose_path`), ``"dense"``,
-            ``"sparse"`` or ``"reference"``.
+        path: ``"auto"`` (from the shapes, see :func:`choose_path` and
+            :data:`FUSED_MIN_ELEMENTS`), ``"dense"``, ``"fused"`` (``"dense"`` where the C++
+            kernels do not apply), ``"sparse"`` or ``"reference"``.
 
     Shape: ``x`` ``(N, n_in)``, ``grid`` ``(n_in, G + 2k + 1)``, ``coef`` ``(n_out, n_in, G + k)``,
     scales ``(n_out, n_in)`` -> ``(N, n_out)``.
@@ -66,10 +79,16 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
                 # the dense closed form traces into one graph; dynamo cannot trace the adapted-grid
                 # (searchsorted) path inside an autograd.Function, so compile the plain ops there
                 path = "dense" if uniform else "reference"
+            elif path == "dense" and x.shape[0] * x.shape[-1] >= FUSED_MIN_ELEMENTS:
+                path = "fused"
     if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
         return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
                                     base_activation)
     weight = pack_weights(coef, scale_base, scale_spline)  # (n_out, n_in, nb+1)
+    if path == "fused":
+        if fused.supports(x, weight, uniform) and fused.extension() is not None:
+            return fused.FusedKAN.apply(x, weight, grid, spline_order, base_activation)
+        path = "dense"
     fn = DenseKAN if path == "dense" else SparseKAN
     return fn.apply(x, weight, grid, spline_order, base_activation, bool(uniform))
 

@@ -1,0 +1,143 @@
+"""The optional fused C++ kernels (kernels/fused.py) against the reference oracle.
+
+Tests that run the extension skip when it cannot be built here (no compiler / ninja, or
+``KANLAB_NO_CPP=1``); the fallback tests run everywhere.
+"""
+import pytest
+import torch
+
+from kanlab import splines
+from kanlab.kernels import FUSED_MIN_ELEMENTS, fused, kan_linear, kan_linear_reference
+
+
+@pytest.fixture(scope="module")
+def ext():
+    module = fused.extension()
+    if module is None:
+        pytest.skip(f"fused C++ kernels unavailable: {fused.build_error()}")
+    return module
+
+
+def problem(n, n_in, n_out, g, k, seed, dtype=torch.float64):
+    """Uniform grids on random per-input ranges, inputs beyond the extended grid both sides."""
+    gen = torch.Generator().manual_seed(seed)
+    lo = torch.rand(n_in, 1, generator=gen, dtype=torch.float64) * 2 - 1.5
+    width = torch.rand(n_in, 1, generator=gen, dtype=torch.float64) * 2 + 0.5
+    grid = splines.uniform_grid(n_in, g, k, torch.cat([lo, lo + width], 1), dtype=torch.float64)
+    a, b = grid[:, 0], grid[:, -1]
+    x = a - 0.3 * (b - a) + 1.6 * (b - a) * torch.rand(n, n_in, generator=gen, dtype=torch.float64)
+    params = [torch.randn(n_out, n_in, g + k, generator=gen, dtype=torch.float64),
+              torch.randn(n_out, n_in, generator=gen, dtype=torch.float64),
+              torch.randn(n_out, n_in, generator=gen, dtype=torch.float64)]
+    return grid.to(dtype), x.to(dtype), [p.to(dtype) for p in params]
+
+
+def values_and_grads(fn, x, params, gy):
+    leaves = [t.detach().clone().requires_grad_() for t in [x] + params]
+    y = fn(*leaves)
+    return [y.detach()] + list(torch.autograd.grad(y, leaves, gy))
+
+
+@pytest.mark.parametrize("recompute", [True, False, None])
+@pytest.mark.parametrize("seed", range(5))
+def test_fused_matches_reference_values_and_all_gradients(ext, seed, recompute, monkeypatch):
+    monkeypatch.setattr(fused.FusedKAN, "RECOMPUTE", recompute)
+    gen = torch.Generator().manual_seed(300 + seed)
+    n_in, n_out = (int(v) for v in torch.randint(1, 9, (2,), generator=gen))
+    g = int(torch.randint(1, 12, (1,), generator=gen))
+    k = [1, 2, 3, 4, 5][seed]
+    act = ["silu", "tanh", "gelu", "identity", "relu"][seed]
+    grid, x, params = problem(150, n_in, n_out, g, k, seed)
+    gy = torch.randn(150, n_out, dtype=torch.float64, generator=gen)
+    ref = values_and_grads(lambda *t: kan_linear_reference(t[0], grid, *t[1:], k, act), x, params, gy)
+    got = values_and_grads(lambda *t: kan_linear(t[0], grid, *t[1:], k, act, uniform=True, path="fused"),
+                           x, params, gy)
+    for r, v in zip(ref, got):
+        torch.testing.assert_close(v, r, rtol=0, atol=1e-10 * max(1.0, float(r.abs().max())))
+
+
+def test_fused_float32_close_to_float64_reference(ext):
+    grid, x, params = problem(200, 6, 5, 5, 3, seed=7)
+    y64 = kan_linear_reference(x, grid, *params, 3, "silu")
+    y32 = kan_linear(x.float(), grid.float(), *[p.float() for p in params], 3, "silu", uniform=True,
+                     path="fused")
+    assert y32.dtype == torch.float32
+    torch.testing.assert_close(y32.double(), y64, rtol=0, atol=1e-4 * float(y64.abs().max()))
+
+
+def test_fused_gradcheck_and_exact_second_derivative(ext):
+    grid, x, params = problem(12, 3, 2, 4, 3, seed=11)
+    leaves = [t.requires_grad_() for t in [x] + params]
+
+    def fn(*t):
+        return kan_linear(t[0], grid, *t[1:], 3, "silu", uniform=True, path="fused")
+    assert fn(*leaves).grad_fn.name() == "FusedKANBackward"
+    assert torch.autograd.gradcheck(fn, leaves)
+    # create_graph=True goes through the reference: d2y/dx2 equals the reference's
+    second = []
+    for f in (fn, lambda *t: kan_linear_reference(t[0], grid, *t[1:], 3, "silu")):
+        (gx,) = torch.autograd.grad(f(*leaves).sum(), leaves[0], create_graph=True)
+        second.append(torch.autograd.grad(gx.sum(), leaves[0])[0])
+    assert second[1].abs().max() > 0
+    torch.testing.assert_close(second[0], second[1], rtol=0, atol=1e-10)
+
+
+def test_auto_dispatch_threshold(ext):
+    n_in = 8
+    big = FUSED_MIN_ELEMENTS // n_in
+    for n, expected in ((big, "FusedKANBackward"), (big - 1, "DenseKANBackward")):
+        grid, x, params = problem(n, n_in, 3, 5, 3, seed=1)
+        x.requires_grad_()
+        assert kan_linear(x, grid, *params, 3, "silu", uniform=True).grad_fn.name() == expected
+        # adapted (non-uniform flagged) grids keep the eager dense path
+        assert kan_linear(x, grid, *params, 3, "silu", uniform=False).grad_fn.name() == "DenseKANBackward"
+
+
+def test_unavailable_extension_falls_back_to_dense(monkeypatch):
+    monkeypatch.setattr(fused, "_STATE", {"module": None, "error": "test"})
+    grid, x, params = problem(FUSED_MIN_ELEMENTS, 2, 3, 5, 3, seed=2)
+    x.requires_grad_()
+    y = kan_linear(x, grid, *params, 3, "silu", uniform=True, path="fused")
+    assert y.grad_fn.name() == "DenseKANBackward"
+    torch.testing.assert_close(y, kan_linear_reference(x, grid, *params, 3, "silu"), rtol=0, atol=1e-10)
+    assert fused.build_error() == "test"
+
+
+def test_env_var_disables_build(monkeypatch):
+    monkeypatch.setenv("KANLAB_NO_CPP", "1")
+    module, reason = fused._build()
+    assert module is None and "KANLAB_NO_CPP" in reason
+
+
+def test_threads_split_rows_without_changing_results(ext):
+    grid, x, _ = problem(600, 16, 3, 5, 3, seed=4)  # 600 * 16 * 9 entries: several threads
+    m_w, m_d = fused._mats(3, x.dtype)
+    b = torch.nn.functional.silu(x)
+    gp = torch.randn(600, 16 * 9, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    out = []
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            out.append((ext.packed_input(x, b, grid, m_w, 3), ext.input_grad(gp, x, b, grid, m_d, 3)))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+    basis = splines.bspline_basis(x, grid, 3)  # (N, n_in, nb): columns 1.. of each input's block
+    torch.testing.assert_close(out[1][0].view(600, 16, 9)[..., 1:], basis, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out[1][0].view(600, 16, 9)[..., 0], b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("recompute", [True, False])
+def test_fused_gradients_when_only_some_inputs_require_grad(ext, recompute, monkeypatch):
+    monkeypatch.setattr(fused.FusedKAN, "RECOMPUTE", recompute)
+    grid, x, params = problem(80, 4, 3, 5, 3, seed=9)
+    gy = torch.randn(80, 3, dtype=torch.float64)
+    for wants_x in (True, False):
+        xs = x.clone().requires_grad_(wants_x)
+        ps = [p.clone().requires_grad_(not wants_x) for p in params]
+        leaves = [xs] if wants_x else ps
+        got = torch.autograd.grad(kan_linear(xs, grid, *ps, 3, "gelu", uniform=True, path="fused"), leaves, gy)
+        ref = torch.autograd.grad(kan_linear_reference(xs, grid, *ps, 3, "gelu"), leaves, gy)
+        for g, r in zip(got, ref):
+            torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
