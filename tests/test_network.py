@@ -101,3 +101,19 @@ def test_deepcopy_is_independent():
     with torch.no_grad():
         other.layers[0].coef.add_(1)
     assert not torch.equal(model.layers[0].coef, other.layers[0].coef)
+
+
+def test_refine_with_data_keeps_function_where_activations_left_the_grid(f64):
+    model = KAN([1, 1, 1], grid_size=5, seed=0)
+    with torch.no_grad():  # the hidden activation spans [-1.8, 1.8]: past the next grid's [-1, 1]
+        model.layers[0].coef.zero_()
+        model.layers[0].scale_base.fill_(0.0)
+        model.layers[0].coef.copy_(torch.linspace(-2.5, 2.5, 8).view(1, 1, 8))
+        model.layers[1].coef.copy_(torch.sin(torch.linspace(-3, 3, 8)).view(1, 1, 8))
+    x = torch.linspace(-1, 1, 400)[:, None]
+    hidden = model.layers[0](x)
+    assert hidden.abs().max() > 1.5
+    plain, with_data = model.refine(40), model.refine(40, x)
+    err_plain = (plain(x) - model(x)).abs().max()
+    err_data = (with_data(x) - model(x)).abs().max()
+    assert err_data <= 1e-3 * model(x).abs().max() and 10 * err_data < err_plain

@@ -157,11 +157,14 @@ class KANLayer(nn.Module):
         self._refit(new_grid, x)
 
     @torch.no_grad()
-    def refine(self, grid_size: int) -> "KANLayer":
+    def refine(self, grid_size: int, x: Tensor | None = None) -> "KANLayer":
         """A new layer on a grid of ``grid_size`` intervals representing the same function.
 
-        The grid keeps its range and local density; uniform G -> m * G refinements are
-        exact (nested knots), other sizes are least-squares projections.
+        Without ``x`` the grid keeps its range and local density; uniform G -> m * G
+        refinements are then exact (nested knots), other sizes are least-squares
+        projections. With samples ``x`` ``(N, n_in)`` the new grid is placed on the data
+        (as :meth:`update_grid` would, at the new size), so that inputs which had moved onto
+        the old grid's extension knots stay represented.
         """
         _check_positive_int("grid_size", grid_size)
         new = KANLayer(self.in_features, self.out_features, grid_size, self.spline_order,
@@ -170,9 +173,14 @@ class KANLayer(nn.Module):
         new.scale_base.copy_(self.scale_base)
         new.scale_spline.copy_(self.scale_spline)
         new.mask.copy_(self.mask)
-        new_grid = splines.refinement_grid(self.grid, self.spline_order, grid_size)
+        if x is None:
+            new_grid = splines.refinement_grid(self.grid, self.spline_order, grid_size)
+        else:
+            check_input(x, self.in_features, "x")
+            x = x.reshape(-1, self.in_features)
+            new_grid = splines.adaptive_grid(x, grid_size, self.spline_order, self.grid_eps)
         new.grid.copy_(new_grid)
-        new.coef.copy_(splines.curve_to_coef(*self._samples(new_grid), new_grid, self.spline_order))
+        new.coef.copy_(splines.curve_to_coef(*self._samples(new_grid, x), new_grid, self.spline_order))
         new._uniform = splines.grid_is_uniform(new_grid)
         return new
 

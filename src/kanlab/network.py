@@ -231,12 +231,30 @@ class KAN(nn.Module):
             h = self.combine_nodes(l, y)
 
     @torch.no_grad()
-    def refine(self, grid_size: int) -> "KAN":
+    def refine(self, grid_size: int, x: Tensor | None = None) -> "KAN":
         """A new model on grids of ``grid_size`` intervals representing the same function
-        (grid extension: fit coarse, refine, fit again)."""
+        (grid extension: fit coarse, refine, fit again).
+
+        The new grids span the old grids' ranges. Activations that training pushed past a
+        grid's range live on its extension knots, which a finer grid shortens; pass the
+        training inputs ``x`` to place the new grids on the activations they produce (as
+        ``update_grid`` at the new size), so the refined model keeps the function wherever
+        the data goes.
+        """
         new = copy.deepcopy(self)
         new.config = dataclasses.replace(self.config, grid_size=int(grid_size))
-        new.layers = nn.ModuleList(layer.refine(grid_size) for layer in self.layers)
+        if x is None:
+            new.layers = nn.ModuleList(layer.refine(grid_size) for layer in self.layers)
+            return new
+        check_input(x, self.n_inputs, "x")
+        h, layers = x.reshape(-1, self.n_inputs), []
+        for l, layer in enumerate(self.layers):
+            layers.append(layer.refine(grid_size, h))
+            y = layer(h)
+            if str(l) in self.symbolic:
+                y = y + self.symbolic[str(l)](h)
+            h = self.combine_nodes(l, y)
+        new.layers = nn.ModuleList(layers)
         return new
 
     def copy(self) -> "KAN":

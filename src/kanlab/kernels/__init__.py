@@ -1,23 +1,89 @@
 """Fast paths behind one function, chosen per call from the shapes.
 
 ``kan_linear`` is what :class:`kanlab.KANLayer` calls. Every path computes the same
-function as :func:`kan_linear_reference` (the oracle), values and gradients.
+function as :func:`kan_linear_reference` (the oracle), values and gradients:
+
+* ``"dense"`` (:class:`~kanlab.kernels.dense.DenseKAN`): closed-form (uniform grid) or
+  searchsorted + local de Boor (any grid) bases scattered into one packed GEMM input;
+* ``"sparse"`` (:class:`~kanlab.kernels.sparse.SparseKAN`): only the ``k + 1`` live bases,
+  ``embedding_bag`` forward, sampled products and a sorted reduction backward; cost
+  independent of the grid size;
+* ``"reference"``: the plain Cox-de Boor + einsum oracle.
+
+Second and higher derivatives are exact on both fast paths: when a backward graph is
+requested (``create_graph=True``) their backward differentiates the oracle instead.
+Under ``torch.export`` (and so ONNX export) the automatic choice is the reference path;
+under ``torch.compile`` it is the dense path on uniform grids (the reference elsewhere), which traces into one
+graph (``fullgraph=True`` works); nothing is compiled unless the caller compiles.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
+from .common import pack_weights
+from .dense import DenseKAN
 from .reference import kan_edges_reference, kan_linear_reference
+from .sparse import SparseKAN
 
-__all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference"]
+__all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "choose_path", "PATHS"]
+
+PATHS = ("auto", "dense", "sparse", "reference")
+
+# Sparse wins once the packed row (nb + 1 columns per input) is this many times wider than
+# the live entries (k + 2 per input). Measured with benchmarks/layer_speed.py --crossover at
+# (1024, 64, 64), cubic, 1 CPU thread: sparse/dense f+b = 1.04 at G = 15, 0.93 at G = 20.
+SPARSE_WIDTH_RATIO = 4.5
+
+
+def choose_path(n_basis: int, spline_order: int) -> str:
+    """``"sparse"`` when ``(n_basis + 1) >= SPARSE_WIDTH_RATIO * (k + 2)``, else ``"dense"``."""
+    return "sparse" if n_basis + 1 >= SPARSE_WIDTH_RATIO * (spline_order + 2) else "dense"
 
 
 def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
-               spline_order: int, base_activation: str, uniform: bool = False) -> Tensor:
+               spline_order: int, base_activation: str, uniform: bool = False,
+               path: str = "auto") -> Tensor:
     """Layer output ``(N, n_out)`` for input ``(N, n_in)``; see :func:`kan_linear_reference`.
 
-    ``uniform`` tells that every row of ``grid`` is equally spaced, which lets a path
-    use the closed-form basis.
+    Args:
+        uniform: every row of ``grid`` is equally spaced (enables the closed-form basis).
+        path: ``"auto"`` (from the shapes, see :func:`choose_path`), ``"dense"``,
+            ``"sparse"`` or ``"reference"``.
+
+    Shape: ``x`` ``(N, n_in)``, ``grid`` ``(n_in, G + 2k + 1)``, ``coef`` ``(n_out, n_in, G + k)``,
+    scales ``(n_out, n_in)`` -> ``(N, n_out)``.
     """
-    return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
-                                base_activation)
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    if path == "auto":
+        # under torch.compile the dense path traces into one graph; the sparse one would break it
+        if _is_exporting() or _in_functorch_transform():  # plain ops every exporter / transform knows
+            path = "reference"
+        else:
+            path = choose_path(coef.shape[-1], spline_order)
+            if torch.compiler.is_compiling():
+                # the dense closed form traces into one graph; dynamo cannot trace the adapted-grid
+                # (searchsorted) path inside an autograd.Function, so compile the plain ops there
+                path = "dense" if uniform else "reference"
+    if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
+        return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
+                                    base_activation)
+    weight = pack_weights(coef, scale_base, scale_spline)  # (n_out, n_in, nb+1)
+    fn = DenseKAN if path == "dense" else SparseKAN
+    return fn.apply(x, weight, grid, spline_order, base_activation, bool(uniform))
+
+
+def _is_exporting() -> bool:
+    """True under torch.export (ONNX) or TorchScript tracing."""
+    check = getattr(torch.compiler, "is_exporting", None)
+    return bool(check and check()) or torch.jit.is_tracing()
+
+
+def _in_functorch_transform() -> bool:
+    """True inside torch.func transforms (jacfwd, vmap, ...), which the fast paths' autograd
+    Functions do not support."""
+    try:
+        return torch._C._functorch.peek_interpreter_stack() is not None
+    except AttributeError:  # pragma: no cover - other torch versions
+        return False

@@ -1,0 +1,117 @@
+"""(d) Poisson PINN: u_xx + u_yy = f on [-1, 1]^2; KAN [2,10,1] vs an MLP; L2 and H1 errors vs steps."""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+import kanlab
+from kanlab.datasets import poisson_problem
+
+from .common import DTYPE, MLP, figure, n_params, save, table
+
+ALPHA = 0.01  # interior residual weight (paper)
+PI = math.pi
+
+
+def laplacian(model, x):
+    """u and its Laplacian at ``x`` ``(N, 2)`` through the model (graph kept for training)."""
+    x = x.clone().requires_grad_(True)
+    u = model(x)  # (N, 1)
+    (g,) = torch.autograd.grad(u.sum(), x, create_graph=True)  # (N, 2)
+    uxx = torch.autograd.grad(g[:, 0].sum(), x, create_graph=True)[0][:, 0]
+    uyy = torch.autograd.grad(g[:, 1].sum(), x, create_graph=True)[0][:, 1]
+    return u, uxx + uyy
+
+
+def pde_loss(model, p):
+    _, lap = laplacian(model, p.interior)
+    residual = torch.mean((lap - p.source[:, 0]) ** 2)
+    boundary = torch.mean((model(p.boundary) - p.boundary_value) ** 2)
+    return ALPHA * residual + boundary
+
+
+def errors(model, p) -> tuple[float, float]:
+    """(L2, H1) errors: RMS of u - u* and sqrt(mean((u - u*)^2 + |grad u - grad u*|^2)) on test points."""
+    x = p.test_input.clone().requires_grad_(True)
+    u = model(x)
+    (g,) = torch.autograd.grad(u.sum(), x)
+    px, py = p.test_input[:, 0], p.test_input[:, 1]
+    gx = PI * torch.cos(PI * px) * torch.sin(PI * py ** 2)
+    gy = 2 * PI * py * torch.sin(PI * px) * torch.cos(PI * py ** 2)
+    e0 = (u.detach() - p.test_solution) ** 2
+    e1 = (g[:, 0] - gx) ** 2 + (g[:, 1] - gy) ** 2
+    return float(e0.mean().sqrt()), float((e0[:, 0] + e1).mean().sqrt())
+
+
+def _lbfgs(model):
+    return torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=20, history_size=10,
+                             line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32)
+
+
+def train(model, p, steps, eval_every, curve, offset=0, grid_updates=False):
+    """LBFGS on the PINN loss; appends ``(step, L2, H1, seconds)`` to ``curve``."""
+    opt, start = _lbfgs(model), time.perf_counter()
+    for step in range(steps):
+        if grid_updates and step < 50 and step % 5 == 0:
+            model.update_grid(p.interior)  # the pykan recipe: every 5 steps until step 50
+            opt = _lbfgs(model)
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss = pde_loss(model, p)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        if (step + 1) % eval_every == 0 or step == steps - 1:
+            curve.append((offset + step + 1, *errors(model, p), time.perf_counter() - start))
+    return model
+
+
+def run(s, outdir) -> str:
+    p = poisson_problem(n_interior=s.d_interior, n_boundary=s.d_boundary, n_test=2500, seed=0)
+    kan_curve, mlp_curve = [], []
+    kan = kanlab.KAN([2, 10, 1], grid_size=s.d_kan_grids[0], grid_eps=1.0, seed=0, dtype=DTYPE)
+    for i, g in enumerate(s.d_kan_grids):
+        if i:
+            kan = kan.refine(g)
+        kan = train(kan, p, s.d_steps, s.d_eval_every, kan_curve, offset=i * s.d_steps, grid_updates=(i == 0))
+    mlp = MLP(2, s.d_mlp_hidden, 1, activation="tanh", seed=0)
+    train(mlp, p, s.d_steps * len(s.d_kan_grids), s.d_eval_every, mlp_curve)
+    return _section(s, kan, mlp, kan_curve, mlp_curve, _plot(kan_curve, mlp_curve, outdir))
+
+
+def _section(s, kan, mlp, kan_curve, mlp_curve, fig) -> str:
+    k, m = kan_curve[-1], mlp_curve[-1]
+    rows = [("KAN [2,10,1]", n_params(kan), k[0], k[1], k[1] ** 2, k[2], f"{k[3]:.0f}"),
+            (f"MLP {[2, *s.d_mlp_hidden, 1]} tanh", n_params(mlp), m[0], m[1], m[1] ** 2, m[2], f"{m[3]:.0f}")]
+    verdict = ("lower" if k[1] < m[1] else "higher")
+    return "\n".join([
+        "## (d) Poisson PINN\n",
+        f"u_xx + u_yy = f on [-1, 1]^2, u = sin(pi x) sin(pi y^2), loss = {ALPHA} x interior residual MSE "
+        f"+ boundary MSE; {s.d_interior} interior / {s.d_boundary} boundary collocation points (paper: "
+        f"10000 / 800), errors on 2500 random test points. LBFGS for both; KAN grids {list(s.d_kan_grids)} "
+        f"with {s.d_steps} steps each (uniform grids, `grid_eps=1` as pykan's PDE example, updated to the "
+        f"activations every 5 steps in the first 50 of the first grid), MLP the same total "
+        "steps. Second derivatives by `torch.autograd.grad(create_graph=True)` through the model. "
+        "Paper: KAN [2,10,1] reaches ~1e-7 squared L2 error vs ~1e-5 for a width-100 MLP with ~100x "
+        "more parameters.\n",
+        table(["model", "params", "steps", "L2 error (RMS)", "L2 error squared", "H1 error", "seconds"], rows)
+        + "\n",
+        f"**Acceptance (d):** the KAN's final L2 error ({k[1]:.2e}) is **{verdict}** than the MLP's "
+        f"({m[1]:.2e}) with {n_params(mlp) / n_params(kan):.3g}x fewer parameters (target: lower, ~100x "
+        "fewer).\n",
+        f"![Poisson PINN]({fig})\n"])
+
+
+def _plot(kan_curve, mlp_curve, outdir) -> str:
+    plt = figure()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    for ax, col, title in ((axes[0], 1, "L2 error"), (axes[1], 2, "H1 error")):
+        for curve, label in ((kan_curve, "KAN [2,10,1]"), (mlp_curve, "MLP")):
+            ax.semilogy([c[0] for c in curve], [c[col] for c in curve], "o-", ms=3, label=label)
+        ax.set(title=title, xlabel="LBFGS step")
+        ax.legend()
+    return save(fig, outdir, "paper_d_pinn.png")

@@ -1,0 +1,57 @@
+"""Smoke test of benchmarks/paper on tiny sizes: every experiment runs and writes its report."""
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("scipy")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.paper.__main__ import main  # noqa: E402
+from benchmarks.paper.common import TINY, loglog_slope  # noqa: E402
+
+
+def test_loglog_slope_recovers_power_law():
+    g = [5, 10, 20, 50]
+    assert loglog_slope(g, [3.0 * x ** -4 for x in g]) == pytest.approx(-4.0)
+    assert loglog_slope([1], [1]) != loglog_slope([1], [1])  # NaN with one point
+
+
+def test_paper_benchmark_tiny_run_writes_report(tmp_path):
+    path = main(["--out", str(tmp_path)], settings=TINY)
+    text = path.read_text()
+    for heading in ("(a) Grid extension", "(b) Scaling laws", "(c) Special functions", "(d) Poisson PINN",
+                    "(e) Continual learning"):
+        assert heading in text
+    # every row of (c) is named, with the paper's number beside ours
+    assert "I.16.6" in text and "1.19e-03" in text and "jv" in text and "4.93e-03" in text
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["paper_a_grid_extension.png", "paper_a_rmse_vs_G.png", "paper_b_scaling.png",
+                    "paper_c_tables.png", "paper_d_pinn.png", "paper_e_continual.png"]
+
+
+def test_only_flag_rejects_unknown_experiment(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--only", "z"], settings=TINY)
+
+
+@pytest.mark.slow
+def test_continual_learning_kan_keeps_first_peak():
+    """Acceptance (e): after the fifth phase the KAN's RMSE on the first peak's region < 1e-2,
+    while the MLP forgets it."""
+    import dataclasses
+
+    from benchmarks.paper import continual
+    from benchmarks.paper.common import QUICK
+
+    from kanlab.datasets import continual_peaks
+    s = dataclasses.replace(QUICK, e_steps=20)
+    phases = continual_peaks(n_per_phase=s.e_points, n_test=200, seed=0)
+    kan_err, _ = continual.run_phases(continual.make_kan(), phases, s.e_steps, dict(update_grid=False))
+    mlp = continual.MLP(1, s.e_mlp_hidden, 1, seed=0)
+    mlp_err, _ = continual.run_phases(mlp, phases, s.e_steps, dict(update_grid=False))
+    assert kan_err[-1][0] < 1e-2
+    assert mlp_err[-1][0] > 10 * kan_err[-1][0]
