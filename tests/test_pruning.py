@@ -266,9 +266,9 @@ def test_product_prunes_to_two_symmetric_nodes_and_retrains():
 
 
 def _train_and_prune(f, n_var, width, seed, n=1000, steps=50):
-    """examples/pruning.py's recipe: fit_sparse (lamb 1e-3, then 1e-2 on fixed grids), prune."""
-    data = from_function(f, n_var, n_train=n, n_test=n, seed=seed)
-    model = KAN(width, grid_size=3, seed=seed)
+    """examples/pruning.py's recipe: float64, fit_sparse (lamb 1e-3, then 1e-2 on fixed grids), prune."""
+    data = from_function(f, n_var, n_train=n, n_test=n, seed=seed, dtype=torch.float64)
+    model = KAN(width, grid_size=3, seed=seed, dtype=torch.float64)
     fit_sparse(model, data, steps=steps, lamb=1e-3, sparse_lamb=1e-2, progress=False)
     return model, model.prune(data.train_input), data
 
