@@ -222,3 +222,22 @@ def test_deepcopy_pickle_state_dict(width):
     with torch.no_grad():
         clone.layers[0].coef.add_(1.0)
     assert not torch.equal(clone(x), model(x))  # the copy is independent
+
+
+@pytest.mark.skipif(not (_has("kanlab.symbolic.edges") and _has("kanlab.pruning")),
+                    reason="kanlab.symbolic / kanlab.pruning not present")
+def test_round_trip_symbolic_then_pruned(tmp_path):
+    """Symbolic edges fixed before pruning are restricted with the pruned layers and saved."""
+    model, x = _trained([2, 4, 1])
+    model.fix_symbolic(0, 0, 1, "sin", x)
+    model.fix_symbolic(1, 1, 0, "x^2", x)
+    with torch.no_grad():  # hidden nodes 2, 3 barely reach the output
+        model.layers[1].scale_base[:, 2:] *= 1e-6
+        model.layers[1].scale_spline[:, 2:] *= 1e-6
+    pruned = model.prune(x, edge_threshold=0.0)
+    assert pruned.width == [2, 2, 1]
+    assert pruned.symbolic["0"].names[1][0] == "sin" and pruned.symbolic["1"].names[0][1] == "x^2"
+    pruned.save(tmp_path / "ps.kan")
+    back = load(tmp_path / "ps.kan")
+    _assert_same(pruned, back, x)
+    assert back.symbolic["0"].config_dict() == pruned.symbolic["0"].config_dict()

@@ -8,6 +8,7 @@ import kanlab
 from kanlab import KAN
 from kanlab.datasets import from_function
 from kanlab.pruning import attribute, feature_scores, prune, prune_inputs, remove_edge, remove_node
+from kanlab.sparse import fit_sparse
 
 
 def uniform(n, d, seed=0, dtype=torch.float64):
@@ -265,9 +266,10 @@ def test_product_prunes_to_two_symmetric_nodes_and_retrains():
 
 
 def _train_and_prune(f, n_var, width, seed, n=1000, steps=50):
-    data = from_function(f, n_var, n_train=n, n_test=n, seed=seed)
-    model = KAN(width, grid_size=3, seed=seed)
-    model.fit(data, steps=steps, lamb=1e-3, lamb_entropy=2.0, progress=False)
+    """examples/pruning.py's recipe: float64, fit_sparse (lamb 1e-3, then 1e-2), prune."""
+    data = from_function(f, n_var, n_train=n, n_test=n, seed=seed, dtype=torch.float64)
+    model = KAN(width, grid_size=3, seed=seed, dtype=torch.float64)
+    fit_sparse(model, data, steps=steps, lamb=1e-3, sparse_lamb=1e-2, progress=False)
     return model, model.prune(data.train_input), data
 
 
@@ -292,3 +294,17 @@ def test_feature_scores_at_paper_scale():
         s = model.feature_scores(data.train_input)
         assert s[0] > s[1] > s[2] > s[3]
         assert pruned.prune_inputs(data.train_input).config.input_names == ("x0", "x1", "x2")
+
+
+def test_fit_sparse_two_phases_with_grid_updates():
+    data = from_function(lambda x: x[:, 0] * x[:, 1], 2, n_train=200, n_test=100, seed=0)
+    model = KAN([2, 3, 1], grid_size=3, seed=0)
+    hist = fit_sparse(model, data, steps=5, sparse_steps=5, progress=False, max_iter=5)
+    assert len(hist) == 10 and len(hist.reg) == 10
+    assert hist.grid_update_steps[0] == 0 and 5 in hist.grid_update_steps  # both phases follow the data
+    assert hist.reg[-1] < hist.reg[4]  # the 10x penalty shrinks the magnitudes
+    for bad in (dict(sparse_steps=-1), dict(sparse_steps=1.5)):
+        with pytest.raises(ValueError, match="sparse_steps"):
+            fit_sparse(model, data, steps=0, **bad)
+    with pytest.raises(ValueError, match="sparse_lamb"):
+        fit_sparse(model, data, steps=0, sparse_lamb=-1.0)
