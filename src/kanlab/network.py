@@ -172,12 +172,19 @@ class KAN(nn.Module):
         check_input(x, self.n_inputs, "x")
         lead = x.shape[:-1]
         h = x.reshape(-1, self.n_inputs)  # (N, n0)
-        for l, layer in enumerate(self.layers):
-            y = layer(h)  # (N, n_out)
-            if str(l) in self.symbolic:
-                y = y + self.symbolic[str(l)](h)
-            h = self.combine_nodes(l, y)
+        for l in range(self.depth):
+            h = self.layer_step(l, h)
         return h.reshape(*lead, self.n_outputs)
+
+    def layer_step(self, l: int, h: Tensor) -> Tensor:
+        """Node values after layer ``l``: numeric + symbolic edges summed, mult nodes applied.
+
+        Shape: ``h`` ``(N, n_in)`` -> ``(N, n_sum + n_mult)`` of the next node layer.
+        """
+        y = self.layers[l](h)  # (N, n_out)
+        if str(l) in self.symbolic:
+            y = y + self.symbolic[str(l)](h)
+        return self.combine_nodes(l, y)
 
     def combine_nodes(self, l: int, y: Tensor) -> Tensor:
         """Turn layer ``l``'s pre-activations ``(N, n_sum + arity * n_mult)`` into node
@@ -225,10 +232,7 @@ class KAN(nn.Module):
         h = x.reshape(-1, self.n_inputs)
         for l, layer in enumerate(self.layers):
             layer.update_grid(h)
-            y = layer(h)
-            if str(l) in self.symbolic:
-                y = y + self.symbolic[str(l)](h)
-            h = self.combine_nodes(l, y)
+            h = self.layer_step(l, h)
 
     @torch.no_grad()
     def refine(self, grid_size: int, x: Tensor | None = None) -> "KAN":
@@ -250,10 +254,7 @@ class KAN(nn.Module):
         h, layers = x.reshape(-1, self.n_inputs), []
         for l, layer in enumerate(self.layers):
             layers.append(layer.refine(grid_size, h))
-            y = layer(h)
-            if str(l) in self.symbolic:
-                y = y + self.symbolic[str(l)](h)
-            h = self.combine_nodes(l, y)
+            h = self.layer_step(l, h)  # the old layer: the function being kept
         new.layers = nn.ModuleList(layers)
         return new
 

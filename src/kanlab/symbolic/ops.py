@@ -72,10 +72,7 @@ def layer_inputs(model, x: Tensor, l: int) -> Tensor:
     check_finite(x, "x")
     h = x.reshape(-1, model.n_inputs).to(model.layers[0].coef.dtype)
     for k in range(l):
-        y = model.layers[k](h)
-        if str(k) in model.symbolic:
-            y = y + model.symbolic[str(k)](h)
-        h = model.combine_nodes(k, y)
+        h = model.layer_step(k, h)
     return h
 
 
