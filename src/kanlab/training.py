@@ -13,6 +13,7 @@ from .distributed import data_parallel
 from .optim import LBFGS
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
 from .regularization import regularization
+from .validation import check_finite, check_input
 
 __all__ = ["fit", "History", "TrainingDiverged", "OPTIMIZERS"]
 
@@ -200,8 +201,6 @@ class _BatchSource:
         return self.train is not None and self.batch_size is None
 
     def _check(self, x: Tensor, y: Tensor, x_name: str, y_name: str) -> None:
-        from .validation import check_finite, check_input
-
         check_input(x, self.model.n_inputs, x_name)
         check_finite(x, x_name)
         check_finite(y, y_name)
