@@ -95,3 +95,16 @@ def test_adaptive_grid_mixes_uniform_and_quantiles():
     torch.testing.assert_close(padded[0, 2:-2], x[1:-1, 0])
     flat = splines.adaptive_grid(torch.ones(10, 1), 3, 3, 0.02)
     assert bool((flat.diff(dim=1) > 0).all())  # a constant input still gets a usable grid
+
+
+def test_adaptive_grid_with_margin_stays_uniform_for_grid_eps_one():
+    # the margin widens the range, not just the end intervals: grid_eps=1 must stay uniform so
+    # that update_grid keeps the closed-form fast paths
+    x = torch.rand(200, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 4 - 1
+    grid = splines.adaptive_grid(x, 7, 3, grid_eps=1.0, margin=0.05)
+    assert splines.grid_is_uniform(grid)
+    lo, hi = x.min(0).values, x.max(0).values
+    torch.testing.assert_close(grid[:, 3], lo - 0.05 * (hi - lo))
+    torch.testing.assert_close(grid[:, -4], hi + 0.05 * (hi - lo))
+    mixed = splines.adaptive_grid(x, 7, 3, grid_eps=0.5, margin=0.05)  # ends are the widened range too
+    torch.testing.assert_close(mixed[:, [3, -4]], grid[:, [3, -4]])

@@ -64,10 +64,11 @@ def adaptive_grid(x: Tensor, grid_size: int, spline_order: int, grid_eps: float,
     """Grid that follows the samples: ``grid_eps`` * uniform + (1 - grid_eps) * quantiles.
 
     ``grid_eps = 1`` gives a uniform grid over the samples' range, ``0`` puts the grid
-    points at the samples' quantiles. The end points move out by ``margin`` times the
-    samples' range, so that new points just beyond the samples (a test set) stay on the
-    polynomial pieces the samples determined instead of on the barely constrained
-    extension bases.
+    points at the samples' quantiles. The range moves out by ``margin`` times the samples'
+    range on both sides (the uniform part and the outer quantiles alike), so that new points
+    just beyond the samples (a test set) stay on the polynomial pieces the samples determined
+    instead of on the barely constrained extension bases; ``grid_eps = 1`` stays exactly
+    uniform, so the closed-form fast paths apply.
 
     Shape: ``x`` ``(N, n_in)`` -> ``(n_in, G + 2k + 1)``.
     """
@@ -79,13 +80,16 @@ def adaptive_grid(x: Tensor, grid_size: int, spline_order: int, grid_eps: float,
     flat = (hi - lo) <= 1e-6 * hi.abs().clamp_min(1.0)  # a constant input: widen its range
     pad = torch.where(flat, 1e-3 * hi.abs().clamp_min(1.0), torch.zeros_like(hi))
     lo, hi = lo - pad, hi + pad
+    pad = margin * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    quantiles = torch.cat([lo[:, None], quantiles[:, 1:-1], hi[:, None]], dim=1)
     quantiles = torch.where(flat[:, None], torch.nan, quantiles)
     steps = torch.linspace(0, 1, grid_size + 1, dtype=x.dtype, device=x.device)
     uniform = lo[:, None] + (hi - lo)[:, None] * steps  # (n_in, G+1)
+    if grid_eps == 1:
+        return extend_grid(uniform, spline_order)
     points = grid_eps * uniform + (1 - grid_eps) * quantiles
     points = torch.where(points.isnan(), uniform, points)
-    pad = margin * (hi - lo)
-    points = torch.cat([points[:, :1] - pad[:, None], points[:, 1:-1], points[:, -1:] + pad[:, None]], dim=1)
     return extend_grid(points, spline_order)
 
 
