@@ -33,6 +33,21 @@ def test_paper_benchmark_tiny_run_writes_report(tmp_path):
                     "paper_c_tables.png", "paper_d_pinn.png", "paper_e_continual.png"]
 
 
+def test_sections_run_one_at_a_time_are_assembled_and_other_modes_ignored(tmp_path):
+    import dataclasses
+    import json
+
+    main(["--out", str(tmp_path), "--only", "e"], settings=TINY)
+    text = main(["--out", str(tmp_path), "--only", "a"], settings=TINY).read_text()
+    assert "(a) Grid extension" in text and "(e) Continual learning" in text  # (e) was kept
+    assert "(b) Scaling laws" not in text
+    other = dataclasses.replace(TINY, name="other")
+    text = main(["--out", str(tmp_path), "--only", "a"], settings=other).read_text()
+    assert "(a) Grid extension" in text and "(e) Continual learning" not in text  # tiny's (e) is not "other"
+    assert json.loads((tmp_path / "section_a.json").read_text())["mode"] == "other"
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_only_flag_rejects_unknown_experiment(tmp_path):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--only", "z"], settings=TINY)
