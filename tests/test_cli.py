@@ -145,3 +145,20 @@ def test_predict_errors(tmp_path, capsys):
     _table(5).to_csv(tmp_path / "d.csv", index=False)
     assert main(["predict", str(tmp_path / "m.kan"), str(tmp_path / "d.csv")]) == 2
     assert "no column" in capsys.readouterr().err
+
+
+def test_fit_prune_drops_an_unused_column(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y, noise = (rng.uniform(-1, 1, 300) for _ in range(3))
+    pd.DataFrame({"x": x, "y": y, "unused": noise, "f": np.sin(np.pi * x) + y ** 2}).to_csv(
+        tmp_path / "data.csv", index=False)
+    code = main(["fit", str(tmp_path / "data.csv"), "--target", "f", "--width", "4", "--grid", "3,5",
+                 "--steps", "20", "--prune", "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["pruned"] and metrics["grid_size"] == 5
+    assert metrics["width"] == [3, 1, 1], metrics["width"]  # additive target: one hidden node is enough
+    model = kanlab.load(tmp_path / "run" / "model.kan")
+    scores = model.feature_scores(torch.tensor(np.stack([x, y, noise], 1)))
+    assert float(scores[2]) < 0.05 * float(scores.max()), scores  # the noise column is cut
+    assert metrics["test_rmse"] < 0.05, metrics

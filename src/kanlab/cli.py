@@ -79,7 +79,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lamb", type=float, default=0.0, help="sparsity regularization (default 0)")
-    p.add_argument("--prune", action="store_true", help="prune, then fit the smaller model again")
+    p.add_argument("--prune", action="store_true", help="sparse fit (fit_sparse, --lamb or 1e-3) on the first grid, prune, "
+                   "then fit the smaller model on every grid")
     p.add_argument("--symbolic", action="store_true", help="snap edges to closed forms; write the formula")
     p.add_argument("--test-size", type=float, default=0.2, help="held-out fraction of rows (default 0.2)")
     p.add_argument("--seed", type=int, default=0)

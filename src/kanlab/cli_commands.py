@@ -16,6 +16,7 @@ from .datasets.core import Dataset
 from .datasets.tables import default_features, read_table, table_arrays
 from .losses import evaluate, resolve_loss
 from .network import KAN
+from .sparse import fit_sparse
 
 __all__ = ["run_fit", "run_predict", "run_formula", "run_plot", "FIT_OUTPUTS"]
 
@@ -111,13 +112,14 @@ def _train(args, data: Dataset, features, targets, dtype):
     fit_kw = dict(steps=args.steps, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
                   lamb=args.lamb, progress=not args.quiet, seed=args.seed)
     for i, grid in enumerate(args.grid):
-        if i > 0:
-            model = model.refine(grid)
+        if i > 0:  # finer grids placed on the training activations (as `kanlab demo`)
+            model = model.refine(grid, data.train_input)
+        if i == 0 and args.prune:  # the pruning recipe: sparse fit on the coarse grid, prune, go on smaller
+            fit_sparse(model, data, **dict(fit_kw, lamb=args.lamb or 1e-3))
+            model = model.prune(data.train_input)
+            notes.append(f"pruned to width {model.width}")
+            fit_kw["lamb"] = 0.0
         model.fit(data, **fit_kw)
-    if args.prune:
-        model = model.prune(data.train_input)
-        model.fit(data, **dict(fit_kw, lamb=0.0))
-        notes.append(f"pruned to width {model.width}")
     if args.symbolic:  # snap to closed forms, then polish their affine parameters
         model.auto_symbolic(data.train_input)
         model.fit(data, **dict(fit_kw, update_grid=False))
