@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .common import pack_weights
 from . import fused
+from .fused_sparse import FusedSparseKAN
 from .dense import DenseKAN
 from .reference import kan_edges_reference, kan_linear_reference
 from .sparse import SparseKAN
@@ -35,7 +36,7 @@ from .sparse import SparseKAN
 __all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "choose_path", "PATHS",
            "FUSED_MIN_ELEMENTS"]
 
-PATHS = ("auto", "dense", "fused", "sparse", "reference")
+PATHS = ("auto", "dense", "fused", "sparse", "fused_sparse", "reference")
 
 # "auto" uses the fused C++ kernels (and builds them, once per process, ~1 min the first time
 # on a machine) only for batches with at least this many input entries N * n_in, so small
@@ -89,6 +90,10 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
         if fused.supports(x, weight, uniform) and fused.extension() is not None:
             return fused.FusedKAN.apply(x, weight, grid, spline_order, base_activation)
         path = "dense"
+    if path == "fused_sparse":
+        if fused.supports(x, weight, uniform) and fused.extension() is not None:
+            return FusedSparseKAN.apply(x, weight, grid, spline_order, base_activation)
+        path = "sparse"
     fn = DenseKAN if path == "dense" else SparseKAN
     return fn.apply(x, weight, grid, spline_order, base_activation, bool(uniform))
 
