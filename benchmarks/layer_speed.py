@@ -35,6 +35,8 @@ from kanlab.kernels import FUSED_MIN_ELEMENTS, choose_path, fused, kan_linear  #
 SHAPES = [(1024, 64, 64, 5), (4096, 128, 128, 5), (256, 784, 64, 5), (1024, 64, 64, 50),
           (1024, 32, 32, 200), (8192, 2, 5, 5)]
 K = 3
+EXTRA_PATHS = ("fused", "sparse", "fused_sparse")  # also measured beside the automatic choice
+SHORT = {"fused_sparse": "fsparse"}
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter
 
@@ -130,6 +132,10 @@ def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
     if path == "auto" and auto_path(n, n_in, g) == "fused":
         out["eager"] = (lambda: kan_linear(x, grid, coef, sb, ss, K, "silu", uniform=True,
                                            path="dense")), params
+    for other in EXTRA_PATHS if path == "auto" else ():
+        if other != auto_path(n, n_in, g):
+            out[SHORT.get(other, other)] = (lambda other=other: kan_linear(
+                x, grid, coef, sb, ss, K, "silu", uniform=True, path=other)), params
 
     width = n_in * (g + K + 1)
     lin = torch.nn.Linear(width, n_out, bias=False, device=device, dtype=dtype)

@@ -26,32 +26,44 @@ from ..activations import base_function
 from .common import _DERIVATIVES, base_and_derivative, differentiable_backward
 from .fused import _mats, extension
 
-__all__ = ["FusedSparseKAN", "padded_table", "table_grad_to_weight", "padded_width"]
+__all__ = ["FusedSparseKAN", "padded_table", "table_grad_to_weight", "chunk_width"]
 
 
-def padded_width(n_out: int, dtype: torch.dtype) -> int:
-    """``n_out`` rounded up to a whole 64-byte vector of ``dtype``."""
+def chunk_width(n_out: int, dtype: torch.dtype) -> int:
+    """Output columns per chunk of the table: 1, 2 or 4 whole 64-byte vectors of ``dtype``.
+
+    The widest chunk that pads ``n_out`` by at most a quarter more than single vectors do.
+    """
     lanes = 512 // torch.finfo(dtype).bits
-    return -(-n_out // lanes) * lanes
+    def padded(width):
+        return -(-n_out // width) * width
+    return next(lanes * nv for nv in (4, 2, 1) if padded(lanes * nv) <= 1.25 * padded(lanes))
 
 
 def padded_table(weight: Tensor, spline_order: int) -> Tensor:
-    """Packed weights ``(n_out, n_in, nb + 1)`` -> padded table ``(n_in, nb + 2k + 1, W)``."""
+    """Packed weights ``(n_out, n_in, nb + 1)`` -> padded table ``(n_in, nc, nb + 2k + 1, CH)``
+    (``nc`` chunks of ``CH`` output columns, zero columns beyond ``n_out``)."""
     n_out, n_in, width = weight.shape
     k = spline_order
-    tab = weight.new_zeros(n_in, width + 2 * k, padded_width(n_out, weight.dtype))
+    ch = chunk_width(n_out, weight.dtype)
+    nc = -(-n_out // ch)
+    tab = weight.new_zeros(n_in, width + 2 * k, nc * ch)
     wt = weight.permute(1, 2, 0)  # (n_in, nb+1, n_out)
     tab[:, 0, :n_out] = wt[:, 0]
     tab[:, k + 1: k + width, :n_out] = wt[:, 1:]
-    return tab
+    if nc == 1:
+        return tab.unsqueeze(1)
+    return tab.view(n_in, width + 2 * k, nc, ch).transpose(1, 2).contiguous()
 
 
 def table_grad_to_weight(gtab: Tensor, spline_order: int, n_out: int) -> Tensor:
-    """Gradient of the padded table ``(n_in, nb + 2k + 1, W)`` -> packed ``(n_out, n_in, nb + 1)``."""
+    """Gradient of the padded table ``(n_in, nc, nb + 2k + 1, CH)`` -> packed ``(n_out, n_in, nb + 1)``."""
     k = spline_order
-    width = gtab.shape[1] - 2 * k
-    g = torch.cat([gtab[:, :1], gtab[:, k + 1: k + width]], dim=1)  # (n_in, nb+1, W)
-    return g[..., :n_out].permute(2, 0, 1).contiguous()
+    n_in, nc, rows, ch = gtab.shape
+    width = rows - 2 * k
+    g = torch.cat([gtab[:, :, :1], gtab[:, :, k + 1: k + width]], dim=2)  # (n_in, nc, nb+1, CH)
+    g = g.permute(1, 3, 0, 2).reshape(nc * ch, n_in, width)  # (W, n_in, nb+1)
+    return g[:n_out].contiguous()
 
 
 class FusedSparseKAN(torch.autograd.Function):
@@ -83,8 +95,9 @@ class FusedSparseKAN(torch.autograd.Function):
         ext, k = extension(), ctx.spline_order
         m_w, m_d = _mats(k, x.dtype)
         g = grad_out.contiguous()
-        if g.shape[1] != tab.shape[2]:
-            g = F.pad(g, (0, tab.shape[2] - g.shape[1]))  # (N, W), zero columns
+        width = tab.shape[1] * tab.shape[3]
+        if g.shape[1] != width:
+            g = F.pad(g, (0, width - g.shape[1]))  # (N, W), zero columns
         gx = gw = None
         if ctx.needs_input_grad[0]:
             if ctx.base_name in _DERIVATIVES:
@@ -93,6 +106,6 @@ class FusedSparseKAN(torch.autograd.Function):
                 _, db = base_and_derivative(ctx.base_name, x, True)
             gx = ext.sparse_input_grad(g, x, db.contiguous(), grid, m_d, tab, k)
         if ctx.needs_input_grad[1]:
-            gtab = ext.sparse_table_grad(g, x, b, grid, m_w, k)
+            gtab = ext.sparse_table_grad(g, x, b, grid, m_w, k, tab.shape[3])
             gw = table_grad_to_weight(gtab, k, ctx.n_out)
         return gx, gw, None, None, None

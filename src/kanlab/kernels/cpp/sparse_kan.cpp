@@ -40,196 +40,238 @@ template <typename T> constexpr int64_t kLanes = 64 / sizeof(T);
 template <typename T> inline Vec<T> vload(const T* p) { Vec<T> v; std::memcpy(&v, p, sizeof v); return v; }
 template <typename T> inline void vstore(T* p, const Vec<T>& v) { std::memcpy(p, &v, sizeof v); }
 template <typename T> inline void vadd(T* p, const Vec<T>& v) { vstore(p, vload(p) + v); }
-template <typename T> inline T hsum(const Vec<T>& v) {
-  T s = T(0);
-  for (int l = 0; l < kLanes<T>; ++l) s += v[l];
+template <typename T, int B> struct Part { typedef T type __attribute__((vector_size(B))); };
+template <typename T> inline T hsum(const Vec<T>& v) {  // halving tree
+  typename Part<T, 32>::type a, b;
+  std::memcpy(&a, &v, 32);
+  std::memcpy(&b, reinterpret_cast<const char*>(&v) + 32, 32);
+  a += b;
+  typename Part<T, 16>::type c, d;
+  std::memcpy(&c, &a, 16);
+  std::memcpy(&d, reinterpret_cast<const char*>(&a) + 16, 16);
+  c += d;
+  T s = c[0];
+  for (int l = 1; l < int(16 / sizeof(T)); ++l) s += c[l];
   return s;
-}
-
-// Calls fn(std::integral_constant<int, NV>, ch) over the columns [0, W) in chunks of NV vectors.
-template <typename T, typename F>
-void over_chunks(int64_t W, F fn) {
-  constexpr int64_t L = kLanes<T>;
-  int64_t ch = 0;
-  for (; ch + 4 * L <= W; ch += 4 * L) fn(std::integral_constant<int, 4>(), ch);
-  for (; ch + 2 * L <= W; ch += 2 * L) fn(std::integral_constant<int, 2>(), ch);
-  for (; ch < W; ch += L) fn(std::integral_constant<int, 1>(), ch);
 }
 
 template <typename T>
 struct Problem {
-  const T* x;    // (N, n_in)
-  const T* b;    // (N, n_in): b(x) or b'(x)
-  const T* tab;  // (n_in, P, W)
-  int64_t n_in, P, W;
+  const T* x;    // (N, n_in), or (n_in, N) in table_grad
+  const T* b;    // like x: b(x) or b'(x)
+  const T* tab;  // (n_in, nc, P, CH)
+  int64_t n_in, nc, P;
   int k, n_int;
   const T* ih;   // (n_in) 1 / h
   const T* c;    // (n_in) -t0 / h
   const T* m;    // (k + 1, k + 1) polynomial coefficients (values or derivatives in f)
 };
 
-// One row of x: the table offset of each input's first spline row and its k + 1 weights
-// w[j n_in + i] (times 1 / h when `deriv`; zero outside the knots).
-template <typename T, int KT>
-void live_row(const Problem<T>& p, const T* xr, T* span, T* w, int64_t* off, bool deriv) {
+// One row of x: per input the offset (1 + s) CH of its first spline row within a table
+// slice and its k + 1 weights w[j n_in + i] (times 1 / h when `Deriv`; zero outside the knots).
+template <typename T, int KT, bool Deriv>
+void live_row(const Problem<T>& p, const T* __restrict xr, T* __restrict w, int32_t* __restrict off,
+              int32_t ch) {
+  constexpr int KM = KT > 0 ? KT : 1;
   const int kk = KT > 0 ? KT : p.k;
-  row_weights<T, KT>(xr, p.n_in, kk, p.n_int, p.ih, p.c, p.m, span, w);
-  for (int64_t i = 0; i < p.n_in; ++i) {
-    const int s = static_cast<int>(span[i]);
-    const bool live = s >= 0 && s < p.n_int;
-    off[i] = (i * p.P + 1 + (live ? s : 0)) * p.W;
-    const T scale = deriv ? p.ih[i] : T(1);
-    for (int j = 0; j <= kk; ++j) w[j * p.n_in + i] = live ? w[j * p.n_in + i] * scale : T(0);
+  T mk[(KM + 1) * (KM + 1)];  // KT > 0: a local copy (no aliasing with w: the loop vectorises)
+  if (KT > 0) std::copy(p.m, p.m + (KM + 1) * (KM + 1), mk);
+  const T* __restrict m = KT > 0 ? mk : p.m;
+  const T* __restrict ih = p.ih;
+  const T* __restrict c = p.c;
+  const T top = T(p.n_int);
+  const int64_t n_in = p.n_in;
+  for (int64_t i = 0; i < n_in; ++i) {
+    const T u = xr[i] * ih[i] + c[i];
+    const T s = std::floor(u);
+    const T f = u - s;
+    const T live = (u >= T(0)) & (u < top) ? T(1) : T(0);  // selects, no branches
+    off[i] = (static_cast<int32_t>(live > T(0) ? s : T(0)) + 1) * ch;
+    const T scale = (Deriv ? ih[i] : T(1)) * live;
+    for (int j = 0; j <= kk; ++j) {
+      T acc = m[kk * (kk + 1) + j];
+      for (int r = kk - 1; r >= 0; --r) acc = acc * f + m[r * (kk + 1) + j];
+      w[j * n_in + i] = acc * scale;
+    }
   }
 }
 
-template <typename T, int KT>
-void forward_rows(const Problem<T>& p, T* y, int64_t r0, int64_t r1) {
-  constexpr int64_t L = kLanes<T>;
+// Cache blocking of the row kernels: blocks of samples (their outputs / output gradients
+// stay in L2) times blocks of inputs (their table slices of one chunk stay in L1).
+template <typename T, int NV>
+void block_sizes(const Problem<T>& p, int64_t& rows, int64_t& inputs) {
+  const int64_t row_bytes = NV * 64, slice = p.P * row_bytes;
+  inputs = std::max<int64_t>(1, (int64_t(32) << 10) / slice);
+  rows = std::min<int64_t>(256, std::max<int64_t>(8, (int64_t(128) << 10) / (p.nc * row_bytes)));
+}
+
+// Runs body(n, i0, i1, w_row, off_row) over blocks of rows [r0, r1) and of inputs, chunk by
+// chunk (body gets the chunk c too), after the live entries of each row block are computed.
+template <typename T, int KT, int NV, bool Deriv, typename F>
+void blocked_rows(const Problem<T>& p, int64_t r0, int64_t r1, F body) {
   const int kk = KT > 0 ? KT : p.k;
-  const int64_t n_in = p.n_in, W = p.W;
-  std::vector<T> buf((kk + 2) * n_in);
-  std::vector<int64_t> off(n_in);
-  T* span = buf.data();
-  T* w = span + n_in;
-  for (int64_t n = r0; n < r1; ++n) {
-    live_row<T, KT>(p, p.x + n * n_in, span, w, off.data(), false);
+  const int64_t n_in = p.n_in;
+  int64_t NB, IB;
+  block_sizes<T, NV>(p, NB, IB);
+  std::vector<T> w(NB * (kk + 1) * n_in);
+  std::vector<int32_t> off(NB * n_in);
+  for (int64_t n0 = r0; n0 < r1; n0 += NB) {
+    const int64_t n1 = std::min(r1, n0 + NB);
+    for (int64_t n = n0; n < n1; ++n)
+      live_row<T, KT, Deriv>(p, p.x + n * n_in, w.data() + (n - n0) * (kk + 1) * n_in,
+                             off.data() + (n - n0) * n_in, NV * kLanes<T>);
+    for (int64_t c = 0; c < p.nc; ++c)
+      for (int64_t i0 = 0; i0 < n_in; i0 += IB)
+        for (int64_t n = n0; n < n1; ++n)
+          body(n, c, i0, std::min(n_in, i0 + IB), w.data() + (n - n0) * (kk + 1) * n_in,
+               off.data() + (n - n0) * n_in);
+  }
+}
+
+template <typename T, int KT, int NV>
+void forward_rows(const Problem<T>& p, T* y, int64_t r0, int64_t r1) {
+  constexpr int64_t L = kLanes<T>, CH = NV * L;
+  const int kk = KT > 0 ? KT : p.k;
+  const int64_t n_in = p.n_in, W = p.nc * CH;
+  blocked_rows<T, KT, NV, false>(p, r0, r1, [&](int64_t n, int64_t c, int64_t i0, int64_t i1,
+                                                const T* wr, const int32_t* offr) {
     const T* br = p.b + n * n_in;
-    over_chunks<T>(W, [&](auto nv, int64_t ch) {
-      constexpr int NV = decltype(nv)::value;
-      Vec<T> a0[NV], a1[NV];  // two chains per vector: FMA latency
-      for (int v = 0; v < NV; ++v) a0[v] = a1[v] = Vec<T>{};
-      for (int64_t i = 0; i < n_in; ++i) {
-        const T* base = p.tab + i * p.P * W + ch;
-        const T* row = p.tab + off[i] + ch;
-        const T bi = br[i];
-        for (int v = 0; v < NV; ++v) a1[v] += bi * vload(base + v * L);
-        for (int j = 0; j <= kk; ++j) {
-          const T wj = w[j * n_in + i];
-          for (int v = 0; v < NV; ++v) {
-            if (j & 1) a1[v] += wj * vload(row + j * W + v * L);
-            else a0[v] += wj * vload(row + j * W + v * L);
-          }
+    T* yr = y + n * W + c * CH;
+    Vec<T> a0[NV], a1[NV];  // two chains per vector: FMA latency
+    for (int v = 0; v < NV; ++v) {
+      a0[v] = i0 == 0 ? Vec<T>{} : vload(yr + v * L);
+      a1[v] = Vec<T>{};
+    }
+    for (int64_t i = i0; i < i1; ++i) {
+      const T* base = p.tab + (i * p.nc + c) * p.P * CH;
+      const T* row = base + offr[i];
+      const T bi = br[i];
+      for (int v = 0; v < NV; ++v) a1[v] += bi * vload(base + v * L);
+      for (int j = 0; j <= kk; ++j) {
+        const T wj = wr[j * n_in + i];
+        for (int v = 0; v < NV; ++v) {
+          if (j & 1) a1[v] += wj * vload(row + j * CH + v * L);
+          else a0[v] += wj * vload(row + j * CH + v * L);
         }
       }
-      for (int v = 0; v < NV; ++v) vstore(y + n * W + ch + v * L, a0[v] + a1[v]);
-    });
-  }
+    }
+    for (int v = 0; v < NV; ++v) vstore(yr + v * L, a0[v] + a1[v]);
+  });
 }
 
-template <typename T, int KT>
+template <typename T, int KT, int NV>
 void input_grad_rows(const Problem<T>& p, const T* g, T* gx, int64_t r0, int64_t r1) {
-  constexpr int64_t L = kLanes<T>;
+  constexpr int64_t L = kLanes<T>, CH = NV * L;
   const int kk = KT > 0 ? KT : p.k;
-  const int64_t n_in = p.n_in, W = p.W;
-  std::vector<T> buf((kk + 2) * n_in);
-  std::vector<int64_t> off(n_in);
-  T* span = buf.data();
-  T* w = span + n_in;
-  for (int64_t n = r0; n < r1; ++n) {
-    live_row<T, KT>(p, p.x + n * n_in, span, w, off.data(), true);
+  const int64_t n_in = p.n_in, W = p.nc * CH;
+  std::fill(gx + r0 * n_in, gx + r1 * n_in, T(0));
+  blocked_rows<T, KT, NV, true>(p, r0, r1, [&](int64_t n, int64_t c, int64_t i0, int64_t i1,
+                                               const T* wr, const int32_t* offr) {
     const T* dbr = p.b + n * n_in;
     T* out = gx + n * n_in;
-    std::fill(out, out + n_in, T(0));
-    over_chunks<T>(W, [&](auto nv, int64_t ch) {
-      constexpr int NV = decltype(nv)::value;
-      Vec<T> gv[NV];
-      for (int v = 0; v < NV; ++v) gv[v] = vload(g + n * W + ch + v * L);
-      for (int64_t i = 0; i < n_in; ++i) {
-        const T* base = p.tab + i * p.P * W + ch;
-        const T* row = p.tab + off[i] + ch;
-        const T di = dbr[i];
-        Vec<T> t[NV];
-        for (int v = 0; v < NV; ++v) t[v] = di * vload(base + v * L);
-        for (int j = 0; j <= kk; ++j) {
-          const T wj = w[j * n_in + i];
-          for (int v = 0; v < NV; ++v) t[v] += wj * vload(row + j * W + v * L);
-        }
-        Vec<T> s = t[0] * gv[0];
-        for (int v = 1; v < NV; ++v) s += t[v] * gv[v];
-        out[i] += hsum<T>(s);
+    Vec<T> gv[NV];
+    for (int v = 0; v < NV; ++v) gv[v] = vload(g + n * W + c * CH + v * L);
+    for (int64_t i = i0; i < i1; ++i) {
+      const T* base = p.tab + (i * p.nc + c) * p.P * CH;
+      const T* row = base + offr[i];
+      const T di = dbr[i];
+      Vec<T> t[NV];
+      for (int v = 0; v < NV; ++v) t[v] = di * vload(base + v * L);
+      for (int j = 0; j <= kk; ++j) {
+        const T wj = wr[j * n_in + i];
+        for (int v = 0; v < NV; ++v) t[v] += wj * vload(row + j * CH + v * L);
       }
-    });
-  }
+      Vec<T> s = t[0] * gv[0];
+      for (int v = 1; v < NV; ++v) s += t[v] * gv[v];
+      out[i] += hsum<T>(s);
+    }
+  });
 }
 
 // Per-thread buffers of table_grad_inputs: the samples of one input sorted by interval.
 template <typename T>
 struct Sorted {
-  std::vector<int64_t> key, start, order;  // interval per sample, bucket starts, sample per slot
-  std::vector<T> f, bs, ws;               // fraction per sample; b(x) and k + 1 weights per slot
+  std::vector<int64_t> key, start, fill, order;  // interval per sample, bucket starts, sample per slot
+  std::vector<T> f, bs, ws;                       // fraction per sample; b(x), k + 1 weights, f per slot
 };
 
 // Counting sort of input i's samples by interval (n_int = outside the knots), with the
-// base values and the k + 1 basis values of every slot.
+// base values and the k + 1 basis values of every slot. p.x and p.b are transposed (n_in, N).
 template <typename T, int KT>
 void sort_input(const Problem<T>& p, int64_t N, int64_t i, Sorted<T>& st) {
   const int kk = KT > 0 ? KT : p.k;
   const int n_int = p.n_int;
-  std::fill(st.start.begin(), st.start.end(), 0);
   const T top = T(n_int), ih = p.ih[i], c = p.c[i];
-  for (int64_t n = 0; n < N; ++n) {
-    const T u = p.x[n * p.n_in + i] * ih + c;
+  const T* xi = p.x + i * N;
+  const T* bi = p.b + i * N;
+  int64_t* key = st.key.data();
+  T* f = st.f.data();
+  for (int64_t n = 0; n < N; ++n) {  // vectorisable
+    const T u = xi[n] * ih + c;
     const T s = std::floor(u);
     const bool live = u >= T(0) && u < top;
-    st.key[n] = live ? static_cast<int64_t>(s) : n_int;
-    st.f[n] = u - s;
-    ++st.start[st.key[n] + 1];
+    key[n] = live ? static_cast<int64_t>(s) : n_int;
+    f[n] = u - s;
   }
+  std::fill(st.start.begin(), st.start.end(), 0);
+  for (int64_t n = 0; n < N; ++n) ++st.start[key[n] + 1];
   for (int s = 0; s <= n_int; ++s) st.start[s + 1] += st.start[s];
-  std::vector<int64_t> fill(st.start.begin(), st.start.end() - 1);
+  std::copy(st.start.begin(), st.start.end() - 1, st.fill.begin());
   T* fsorted = st.ws.data() + (kk + 1) * N;  // scratch after the weights
   for (int64_t n = 0; n < N; ++n) {
-    const int64_t q = fill[st.key[n]]++;
+    const int64_t q = st.fill[key[n]]++;
     st.order[q] = n;
-    fsorted[q] = st.f[n];
-    st.bs[q] = p.b[n * p.n_in + i];
+    fsorted[q] = f[n];
+    st.bs[q] = bi[n];
   }
-  for (int64_t q = 0; q < N; ++q) {
-    const T f = fsorted[q];
-    for (int j = 0; j <= kk; ++j) {
+  for (int j = 0; j <= kk; ++j) {  // vectorisable over q
+    T* wj = st.ws.data() + j * N;
+    for (int64_t q = 0; q < N; ++q) {
+      const T fq = fsorted[q];
       T acc = p.m[kk * (kk + 1) + j];
-      for (int r = kk - 1; r >= 0; --r) acc = acc * f + p.m[r * (kk + 1) + j];
-      st.ws[j * N + q] = acc;
+      for (int r = kk - 1; r >= 0; --r) acc = acc * fq + p.m[r * (kk + 1) + j];
+      wj[q] = acc;
     }
   }
 }
 
-template <typename T, int KT>
+// gtab for the inputs [i0, i1): per interval, sum_n B_j g[n] in registers, then added to its rows.
+template <typename T, int KT, int NV>
 void table_grad_inputs(const Problem<T>& p, int64_t N, const T* g, T* gtab, int64_t i0, int64_t i1) {
-  constexpr int64_t L = kLanes<T>;
+  constexpr int64_t L = kLanes<T>, CH = NV * L;
   constexpr int KA = KT > 0 ? KT + 1 : 1;  // register accumulators per vector (KT known)
   const int kk = KT > 0 ? KT : p.k;
-  const int64_t W = p.W;
+  const int64_t W = p.nc * CH;
   Sorted<T> st;
   st.key.resize(N);
   st.start.resize(p.n_int + 2);
+  st.fill.resize(p.n_int + 1);
   st.order.resize(N);
   st.f.resize(N);
   st.bs.resize(N);
   st.ws.resize((kk + 2) * N);
-  std::vector<Vec<T>> spill(KT > 0 ? 0 : (kk + 1) * 4);  // accumulators when k is not fixed
+  std::vector<Vec<T>> spill(KT > 0 ? 0 : (kk + 1) * NV);  // accumulators when k is not fixed
   for (int64_t i = i0; i < i1; ++i) {
     sort_input<T, KT>(p, N, i, st);
-    over_chunks<T>(W, [&](auto nv, int64_t ch) {
-      constexpr int NV = decltype(nv)::value;
+    for (int64_t c = 0; c < p.nc; ++c) {
+      T* slice = gtab + (i * p.nc + c) * p.P * CH;
       Vec<T> accb[NV];
       for (int v = 0; v < NV; ++v) accb[v] = Vec<T>{};
       for (int s = 0; s <= p.n_int; ++s) {
         const int64_t q0 = st.start[s], q1 = st.start[s + 1];
-        if (q0 == q1) continue;
         if (s == p.n_int) {  // outside the knots: base branch only
           for (int64_t q = q0; q < q1; ++q) {
-            const T* gr = g + st.order[q] * W + ch;
+            const T* gr = g + st.order[q] * W + c * CH;
             for (int v = 0; v < NV; ++v) accb[v] += st.bs[q] * vload(gr + v * L);
           }
           continue;
         }
+        if (q0 == q1) continue;
         Vec<T> acc_fixed[KA][NV];
         Vec<T>* acc = KT > 0 ? &acc_fixed[0][0] : spill.data();
         for (int a = 0; a < (kk + 1) * NV; ++a) acc[a] = Vec<T>{};
         for (int64_t q = q0; q < q1; ++q) {
-          const T* gr = g + st.order[q] * W + ch;
+          const T* gr = g + st.order[q] * W + c * CH;
           Vec<T> gv[NV];
           for (int v = 0; v < NV; ++v) gv[v] = vload(gr + v * L);
           for (int v = 0; v < NV; ++v) accb[v] += st.bs[q] * gv[v];
@@ -238,26 +280,30 @@ void table_grad_inputs(const Problem<T>& p, int64_t N, const T* g, T* gtab, int6
             for (int v = 0; v < NV; ++v) acc[j * NV + v] += wj * gv[v];
           }
         }
-        T* row = gtab + (i * p.P + 1 + s) * W + ch;
+        T* row = slice + (1 + s) * CH;
         for (int j = 0; j <= kk; ++j)
-          for (int v = 0; v < NV; ++v) vadd(row + j * W + v * L, acc[j * NV + v]);
+          for (int v = 0; v < NV; ++v) vadd(row + j * CH + v * L, acc[j * NV + v]);
       }
-      for (int v = 0; v < NV; ++v) vstore(gtab + i * p.P * W + ch + v * L, accb[v]);
-    });
+      for (int v = 0; v < NV; ++v) vstore(slice + v * L, accb[v]);
+    }
   }
 }
 
-template <typename T>
-Problem<T> make_problem(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& m,
-                        const torch::Tensor& tab, int64_t k, int n_int, const std::vector<T>& ih,
-                        const std::vector<T>& c) {
-  return Problem<T>{x.data_ptr<T>(), b.data_ptr<T>(), tab.defined() ? tab.data_ptr<T>() : nullptr,
-                    x.size(1), n_int + k + 1, 0, static_cast<int>(k), n_int, ih.data(), c.data(),
-                    m.data_ptr<T>()};
+// fn(KT, NV) with KT = 3 (unrolled) or 0 (any k), NV = 1, 2 or 4 as compile-time constants.
+template <typename F>
+void dispatch(int64_t k, int64_t nv, F fn) {
+  using std::integral_constant;
+  auto with_k = [&](auto kt) {
+    if (nv == 4) fn(kt, integral_constant<int, 4>());
+    else if (nv == 2) fn(kt, integral_constant<int, 2>());
+    else fn(kt, integral_constant<int, 1>());
+  };
+  if (k == 3) with_k(integral_constant<int, 3>());
+  else with_k(integral_constant<int, 0>());
 }
 
 void check(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& grid,
-           const torch::Tensor& m, int64_t k, int64_t width) {
+           const torch::Tensor& m, int64_t k) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.is_contiguous(), "x: contiguous 2-D CPU tensor");
   TORCH_CHECK(x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble, "x: float32 or float64");
   TORCH_CHECK(b.sizes() == x.sizes() && b.is_contiguous() && b.scalar_type() == x.scalar_type(),
@@ -266,33 +312,43 @@ void check(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& 
   TORCH_CHECK(grid.scalar_type() == x.scalar_type() && m.scalar_type() == x.scalar_type(), "dtypes differ");
   TORCH_CHECK(k >= 1 && grid.size(1) > 2 * k + 1, "spline order / grid size");
   TORCH_CHECK(m.is_contiguous() && m.numel() == (k + 1) * (k + 1), "m: (k+1, k+1)");
-  const int64_t lanes = x.scalar_type() == torch::kFloat ? kLanes<float> : kLanes<double>;
-  TORCH_CHECK(width > 0 && width % lanes == 0, "padded width: a positive multiple of ", lanes);
 }
 
-void check_2d(const torch::Tensor& t, const torch::Tensor& x, int64_t rows, int64_t cols, const char* what) {
-  TORCH_CHECK(t.is_contiguous() && t.scalar_type() == x.scalar_type() && t.dim() == 2 && t.size(0) == rows &&
-              t.size(1) == cols, what);
+// Checks the table / gradient layout (n_in, nc, n_int + k + 1, CH) and returns NV = CH / lanes.
+int64_t check_layout(const torch::Tensor& x, const torch::Tensor& grid, int64_t k, int64_t nc, int64_t ch) {
+  const int64_t lanes = x.scalar_type() == torch::kFloat ? kLanes<float> : kLanes<double>;
+  const int64_t nv = ch / lanes;
+  TORCH_CHECK(ch % lanes == 0 && (nv == 1 || nv == 2 || nv == 4), "chunk: 1, 2 or 4 vectors of ", lanes);
+  TORCH_CHECK(x.size(1) * nc * (grid.size(1) + k) * ch < (int64_t(1) << 31), "table too large");
+  return nv;
+}
+
+void check_tab(const torch::Tensor& tab, const torch::Tensor& x, const torch::Tensor& grid, int64_t k) {
+  TORCH_CHECK(tab.dim() == 4 && tab.is_contiguous() && tab.scalar_type() == x.scalar_type() &&
+              tab.size(0) == x.size(1) && tab.size(2) == grid.size(1) + k,
+              "tab: contiguous (n_in, nc, n_int + k + 1, CH)");
 }
 
 }  // namespace
 
 torch::Tensor sparse_forward(torch::Tensor x, torch::Tensor b, torch::Tensor grid, torch::Tensor m,
                              torch::Tensor tab, int64_t k) {
-  const int n_int = static_cast<int>(grid.size(1) - 1);
-  check(x, b, grid, m, k, tab.size(-1));
-  const int64_t N = x.size(0), n_in = x.size(1), W = tab.size(-1), P = n_int + k + 1;
-  check_2d(tab.view({-1, W}), x, n_in * P, W, "tab: contiguous (n_in, n_int + k + 1, W)");
+  check(x, b, grid, m, k);
+  check_tab(tab, x, grid, k);
+  const int64_t nv = check_layout(x, grid, k, tab.size(1), tab.size(3));
+  const int64_t N = x.size(0), n_in = x.size(1), W = tab.size(1) * tab.size(3);
   auto y = torch::empty({N, W}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sparse_forward", [&] {
     std::vector<scalar_t> ih, c;
     grid_constants<scalar_t>(grid, ih, c);
-    auto p = make_problem<scalar_t>(x, b, m, tab, k, n_int, ih, c);
-    p.W = W;
+    const Problem<scalar_t> p{x.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(), tab.data_ptr<scalar_t>(), n_in,
+                              tab.size(1), tab.size(2), int(k), int(grid.size(1) - 1), ih.data(), c.data(),
+                              m.data_ptr<scalar_t>()};
     scalar_t* yp = y.data_ptr<scalar_t>();
-    over_rows(N, n_in * (k + 2) * W, [&](int64_t r0, int64_t r1) {
-      if (k == 3) forward_rows<scalar_t, 3>(p, yp, r0, r1);
-      else forward_rows<scalar_t, 0>(p, yp, r0, r1);
+    dispatch(k, nv, [&](auto kt, auto nvt) {
+      over_rows(N, n_in * (k + 2) * W, [&](int64_t r0, int64_t r1) {
+        forward_rows<scalar_t, decltype(kt)::value, decltype(nvt)::value>(p, yp, r0, r1);
+      });
     });
   });
   return y;
@@ -300,44 +356,51 @@ torch::Tensor sparse_forward(torch::Tensor x, torch::Tensor b, torch::Tensor gri
 
 torch::Tensor sparse_input_grad(torch::Tensor g, torch::Tensor x, torch::Tensor db, torch::Tensor grid,
                                 torch::Tensor md, torch::Tensor tab, int64_t k) {
-  const int n_int = static_cast<int>(grid.size(1) - 1);
-  check(x, db, grid, md, k, tab.size(-1));
-  const int64_t N = x.size(0), n_in = x.size(1), W = tab.size(-1), P = n_int + k + 1;
-  check_2d(tab.view({-1, W}), x, n_in * P, W, "tab: contiguous (n_in, n_int + k + 1, W)");
-  check_2d(g, x, N, W, "g: contiguous (N, W)");
+  check(x, db, grid, md, k);
+  check_tab(tab, x, grid, k);
+  const int64_t nv = check_layout(x, grid, k, tab.size(1), tab.size(3));
+  const int64_t N = x.size(0), n_in = x.size(1), W = tab.size(1) * tab.size(3);
+  TORCH_CHECK(g.is_contiguous() && g.scalar_type() == x.scalar_type() && g.dim() == 2 && g.size(0) == N &&
+              g.size(1) == W, "g: contiguous (N, W)");
   auto gx = torch::empty({N, n_in}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sparse_input_grad", [&] {
     std::vector<scalar_t> ih, c;
     grid_constants<scalar_t>(grid, ih, c);
-    auto p = make_problem<scalar_t>(x, db, md, tab, k, n_int, ih, c);
-    p.W = W;
+    const Problem<scalar_t> p{x.data_ptr<scalar_t>(), db.data_ptr<scalar_t>(), tab.data_ptr<scalar_t>(), n_in,
+                              tab.size(1), tab.size(2), int(k), int(grid.size(1) - 1), ih.data(), c.data(),
+                              md.data_ptr<scalar_t>()};
     const scalar_t* gp = g.data_ptr<scalar_t>();
     scalar_t* gxp = gx.data_ptr<scalar_t>();
-    over_rows(N, n_in * (k + 2) * W, [&](int64_t r0, int64_t r1) {
-      if (k == 3) input_grad_rows<scalar_t, 3>(p, gp, gxp, r0, r1);
-      else input_grad_rows<scalar_t, 0>(p, gp, gxp, r0, r1);
+    dispatch(k, nv, [&](auto kt, auto nvt) {
+      over_rows(N, n_in * (k + 2) * W, [&](int64_t r0, int64_t r1) {
+        input_grad_rows<scalar_t, decltype(kt)::value, decltype(nvt)::value>(p, gp, gxp, r0, r1);
+      });
     });
   });
   return gx;
 }
 
 torch::Tensor sparse_table_grad(torch::Tensor g, torch::Tensor x, torch::Tensor b, torch::Tensor grid,
-                                torch::Tensor m, int64_t k) {
-  const int n_int = static_cast<int>(grid.size(1) - 1);
-  check(x, b, grid, m, k, g.size(-1));
-  const int64_t N = x.size(0), n_in = x.size(1), W = g.size(-1), P = n_int + k + 1;
-  check_2d(g, x, N, W, "g: contiguous (N, W)");
-  auto gtab = torch::zeros({n_in, P, W}, x.options());
+                                torch::Tensor m, int64_t k, int64_t chunk) {
+  check(x, b, grid, m, k);
+  const int64_t N = x.size(0), n_in = x.size(1), W = g.size(-1);
+  TORCH_CHECK(g.is_contiguous() && g.scalar_type() == x.scalar_type() && g.dim() == 2 && g.size(0) == N &&
+              chunk > 0 && W % chunk == 0, "g: contiguous (N, W), W a multiple of chunk");
+  const int64_t nv = check_layout(x, grid, k, W / chunk, chunk);
+  const int64_t P = grid.size(1) + k;
+  auto gtab = torch::zeros({n_in, W / chunk, P, chunk}, x.options());
+  auto xt = x.t().contiguous(), bt = b.t().contiguous();  // (n_in, N): each input's samples in a row
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sparse_table_grad", [&] {
     std::vector<scalar_t> ih, c;
     grid_constants<scalar_t>(grid, ih, c);
-    auto p = make_problem<scalar_t>(x, b, m, torch::Tensor(), k, n_int, ih, c);
-    p.W = W;
+    const Problem<scalar_t> p{xt.data_ptr<scalar_t>(), bt.data_ptr<scalar_t>(), nullptr, n_in, W / chunk, P,
+                              int(k), int(grid.size(1) - 1), ih.data(), c.data(), m.data_ptr<scalar_t>()};
     const scalar_t* gp = g.data_ptr<scalar_t>();
     scalar_t* gtp = gtab.data_ptr<scalar_t>();
-    over_rows(n_in, N * (k + 2) * W, [&](int64_t i0, int64_t i1) {
-      if (k == 3) table_grad_inputs<scalar_t, 3>(p, N, gp, gtp, i0, i1);
-      else table_grad_inputs<scalar_t, 0>(p, N, gp, gtp, i0, i1);
+    dispatch(k, nv, [&](auto kt, auto nvt) {
+      over_rows(n_in, N * (k + 2) * W, [&](int64_t i0, int64_t i1) {
+        table_grad_inputs<scalar_t, decltype(kt)::value, decltype(nvt)::value>(p, N, gp, gtp, i0, i1);
+      });
     });
   });
   return gtab;
@@ -345,9 +408,9 @@ torch::Tensor sparse_table_grad(torch::Tensor g, torch::Tensor x, torch::Tensor 
 
 void register_sparse(pybind11::module& mod) {
   mod.def("sparse_forward", &sparse_forward,
-          "x, b(x) (N, n_in), grid, m, padded table (n_in, n_int + k + 1, W), k -> y (N, W)");
+          "x, b(x) (N, n_in), grid, m, padded table (n_in, nc, n_int + k + 1, CH), k -> y (N, nc CH)");
   mod.def("sparse_input_grad", &sparse_input_grad,
-          "g (N, W), x, b'(x), grid, m_d, padded table, k -> dL/dx (N, n_in)");
+          "g (N, nc CH), x, b'(x), grid, m_d, padded table, k -> dL/dx (N, n_in)");
   mod.def("sparse_table_grad", &sparse_table_grad,
-          "g (N, W), x, b(x), grid, m, k -> gradient of the padded table (n_in, n_int + k + 1, W)");
+          "g (N, nc CH), x, b(x), grid, m, k, CH -> gradient of the padded table (n_in, nc, n_int + k + 1, CH)");
 }
