@@ -85,15 +85,15 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
     if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
         return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
                                     base_activation)
+    if path == "fused_sparse":
+        if fused.supports(x, coef, uniform) and fused.extension() is not None:
+            return FusedSparseKAN.apply(x, coef, scale_base, scale_spline, grid, spline_order, base_activation)
+        path = "sparse"
     weight = pack_weights(coef, scale_base, scale_spline)  # (n_out, n_in, nb+1)
     if path == "fused":
         if fused.supports(x, weight, uniform) and fused.extension() is not None:
             return fused.FusedKAN.apply(x, weight, grid, spline_order, base_activation)
         path = "dense"
-    if path == "fused_sparse":
-        if fused.supports(x, weight, uniform) and fused.extension() is not None:
-            return FusedSparseKAN.apply(x, weight, grid, spline_order, base_activation)
-        path = "sparse"
     fn = DenseKAN if path == "dense" else SparseKAN
     return fn.apply(x, weight, grid, spline_order, base_activation, bool(uniform))
 

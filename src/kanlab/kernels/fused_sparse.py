@@ -13,8 +13,9 @@ zero rows), ``W = n_out`` rounded up to a whole SIMD vector:
 
 Every kernel costs ``O(N n_in (k + 2) n_out)``, independent of ``G``; no ``(N, n_in G)``
 buffer exists (peak memory ~ the output and its gradient). The base activation and its
-derivative stay torch calls; the table and its gradient are mapped to and from the packed
-weights by cheap torch copies.
+derivative stay torch calls; the table is built from ``coef`` and both scales, and its
+gradient mapped back to theirs, by two more small C++ loops (``sparse_table``,
+``sparse_param_grads``), so the packed weights of the other paths are never formed.
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..activations import base_function
-from .common import _DERIVATIVES, base_and_derivative, differentiable_backward
+from .common import _DERIVATIVES, base_and_derivative
 from .fused import _mats, extension
+from .reference import kan_linear_reference
 
-__all__ = ["FusedSparseKAN", "padded_table", "table_grad_to_weight", "chunk_width"]
+__all__ = ["FusedSparseKAN", "chunk_width"]
 
 
 def chunk_width(n_out: int, dtype: torch.dtype) -> int:
@@ -40,72 +42,61 @@ def chunk_width(n_out: int, dtype: torch.dtype) -> int:
     return next(lanes * nv for nv in (4, 2, 1) if padded(lanes * nv) <= 1.25 * padded(lanes))
 
 
-def padded_table(weight: Tensor, spline_order: int) -> Tensor:
-    """Packed weights ``(n_out, n_in, nb + 1)`` -> padded table ``(n_in, nc, nb + 2k + 1, CH)``
-    (``nc`` chunks of ``CH`` output columns, zero columns beyond ``n_out``)."""
-    n_out, n_in, width = weight.shape
-    k = spline_order
-    ch = chunk_width(n_out, weight.dtype)
-    nc = -(-n_out // ch)
-    tab = weight.new_zeros(n_in, width + 2 * k, nc * ch)
-    wt = weight.permute(1, 2, 0)  # (n_in, nb+1, n_out)
-    tab[:, 0, :n_out] = wt[:, 0]
-    tab[:, k + 1: k + width, :n_out] = wt[:, 1:]
-    if nc == 1:
-        return tab.unsqueeze(1)
-    return tab.view(n_in, width + 2 * k, nc, ch).transpose(1, 2).contiguous()
-
-
-def table_grad_to_weight(gtab: Tensor, spline_order: int, n_out: int) -> Tensor:
-    """Gradient of the padded table ``(n_in, nc, nb + 2k + 1, CH)`` -> packed ``(n_out, n_in, nb + 1)``."""
-    k = spline_order
-    n_in, nc, rows, ch = gtab.shape
-    width = rows - 2 * k
-    g = torch.cat([gtab[:, :, :1], gtab[:, :, k + 1: k + width]], dim=2)  # (n_in, nc, nb+1, CH)
-    g = g.permute(1, 3, 0, 2).reshape(nc * ch, n_in, width)  # (W, n_in, nb+1)
-    return g[:n_out].contiguous()
-
-
 class FusedSparseKAN(torch.autograd.Function):
-    """Same contract as :class:`~kanlab.kernels.sparse.SparseKAN` (uniform grids, CPU,
-    float32/float64; ``weight`` ``(n_out, n_in, nb + 1)`` from
-    :func:`~kanlab.kernels.common.pack_weights`). Saves ``x``, ``b(x)`` and the padded table;
-    higher-order derivatives go through the reference."""
+    """The layer function of :func:`~kanlab.kernels.kan_linear_reference` by the sparse C++
+    kernels (uniform grids, CPU, float32/float64), straight from the parameters: the padded
+    table is built from ``coef`` and both scales in C++ and its gradient mapped back there.
+    Saves ``x``, ``b(x)`` and the table; higher-order derivatives go through the reference.
+
+    Shape: ``x`` ``(N, n_in)``, ``coef`` ``(n_out, n_in, nb)``, scales ``(n_out, n_in)``,
+    ``grid`` ``(n_in, nb + k + 1)`` -> ``(N, n_out)``.
+    """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, grid: Tensor, spline_order: int, base_name: str) -> Tensor:
+    def forward(ctx, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, grid: Tensor,
+                spline_order: int, base_name: str) -> Tensor:
         ext, k = extension(), spline_order
         x = x.contiguous()
         grid = grid.to(x.dtype).contiguous()
+        coef, scale_base, scale_spline = (t.contiguous() for t in (coef, scale_base, scale_spline))
         m_w, _ = _mats(k, x.dtype)
         b = base_function(base_name)(x).contiguous()
-        tab = padded_table(weight, k)
+        n_out = coef.shape[0]
+        tab = ext.sparse_table(coef, scale_base, scale_spline, k, chunk_width(n_out, x.dtype))
         y = ext.sparse_forward(x, b, grid, m_w, tab, k)  # (N, W)
-        n_out = weight.shape[0]
-        ctx.spline_order, ctx.base_name, ctx.n_out = k, base_name, n_out
-        ctx.save_for_backward(x, weight, grid, b, tab)
+        ctx.spline_order, ctx.base_name = k, base_name
+        ctx.save_for_backward(x, coef, scale_base, scale_spline, grid, b, tab)
         return y if y.shape[1] == n_out else y[:, :n_out]
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        x, weight, grid, b, tab = ctx.saved_tensors
+        x, coef, sb, ss, grid, b, tab = ctx.saved_tensors
+        k, name = ctx.spline_order, ctx.base_name
         if torch.is_grad_enabled():  # create_graph=True: exact higher-order derivatives
-            gx, gw = differentiable_backward(ctx, grad_out, x, weight, grid)
-            return gx, gw, None, None, None
-        ext, k = extension(), ctx.spline_order
+            return _reference_backward(ctx, grad_out, (x, coef, sb, ss), grid) + (None, None, None)
+        ext = extension()
         m_w, m_d = _mats(k, x.dtype)
         g = grad_out.contiguous()
         width = tab.shape[1] * tab.shape[3]
         if g.shape[1] != width:
             g = F.pad(g, (0, width - g.shape[1]))  # (N, W), zero columns
-        gx = gw = None
+        gx = gc = gsb = gss = None
         if ctx.needs_input_grad[0]:
-            if ctx.base_name in _DERIVATIVES:
-                db = _DERIVATIVES[ctx.base_name](x)
+            if name in _DERIVATIVES:
+                db = _DERIVATIVES[name](x)
             else:
-                _, db = base_and_derivative(ctx.base_name, x, True)
+                _, db = base_and_derivative(name, x, True)
             gx = ext.sparse_input_grad(g, x, db.contiguous(), grid, m_d, tab, k)
-        if ctx.needs_input_grad[1]:
+        if any(ctx.needs_input_grad[1:4]):
             gtab = ext.sparse_table_grad(g, x, b, grid, m_w, k, tab.shape[3])
-            gw = table_grad_to_weight(gtab, k, ctx.n_out)
-        return gx, gw, None, None, None
+            gc, gsb, gss = ext.sparse_param_grads(gtab, coef, ss, k)
+        return gx, gc, gsb, gss, None, None, None
+
+
+def _reference_backward(ctx, grad_out: Tensor, inputs: tuple, grid: Tensor) -> tuple:
+    """Gradients of the reference layer function, with a graph (for ``create_graph=True``)."""
+    wants = [t for t, need in zip(inputs, ctx.needs_input_grad[:4]) if need]
+    with torch.enable_grad():
+        y = kan_linear_reference(inputs[0], grid, *inputs[1:], ctx.spline_order, ctx.base_name)
+        grads = iter(torch.autograd.grad(y, wants, grad_out, create_graph=True, allow_unused=True))
+    return tuple(next(grads) if need else None for need in ctx.needs_input_grad[:4])
