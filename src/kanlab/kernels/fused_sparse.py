@@ -25,10 +25,16 @@ from torch import Tensor
 
 from ..activations import base_function
 from .common import _DERIVATIVES, base_and_derivative
+from . import fused
 from .fused import _mats, extension
 from .reference import kan_linear_reference
 
-__all__ = ["FusedSparseKAN", "chunk_width"]
+__all__ = ["FusedSparseKAN", "chunk_width", "supports"]
+
+
+def supports(x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, uniform: bool) -> bool:
+    """Whether the kernels handle these inputs (uniform grid, CPU, float32/64, one dtype)."""
+    return fused.supports(x, coef, uniform) and scale_base.dtype == scale_spline.dtype == x.dtype
 
 
 def chunk_width(n_out: int, dtype: torch.dtype) -> int:

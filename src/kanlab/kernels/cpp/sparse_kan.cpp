@@ -423,14 +423,16 @@ torch::Tensor sparse_table(torch::Tensor coef, torch::Tensor sb, torch::Tensor s
     const scalar_t* sbp = sb.data_ptr<scalar_t>();
     const scalar_t* ssp = ss.data_ptr<scalar_t>();
     scalar_t* tp = tab.data_ptr<scalar_t>();
-    for (int64_t o = 0; o < n_out; ++o)
-      for (int64_t i = 0; i < n_in; ++i) {
+    over_rows(n_in, n_out * P, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)  // input-major: each input's slices stay in L1
+        for (int64_t o = 0; o < n_out; ++o) {
         scalar_t* slice = tp + ((i * nc + o / ch) * P) * ch + o % ch;
         const scalar_t s = ssp[o * n_in + i];
         const scalar_t* cr = cp + (o * n_in + i) * nb;
         slice[0] = sbp[o * n_in + i];
         for (int64_t m = 0; m < nb; ++m) slice[(k + 1 + m) * ch] = s * cr[m];
       }
+    });
   });
   return tab;
 }
@@ -452,8 +454,9 @@ std::vector<torch::Tensor> sparse_param_grads(torch::Tensor gtab, torch::Tensor 
     scalar_t* gcp = gcoef.data_ptr<scalar_t>();
     scalar_t* gsbp = gsb.data_ptr<scalar_t>();
     scalar_t* gssp = gss.data_ptr<scalar_t>();
-    for (int64_t o = 0; o < n_out; ++o)
-      for (int64_t i = 0; i < n_in; ++i) {
+    over_rows(n_in, n_out * P, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)  // input-major: each input's slices stay in L1
+        for (int64_t o = 0; o < n_out; ++o) {
         const scalar_t* slice = gp + ((i * nc + o / ch) * P) * ch + o % ch;
         const scalar_t s = ssp[o * n_in + i];
         const scalar_t* cr = cp + (o * n_in + i) * nb;
@@ -467,6 +470,7 @@ std::vector<torch::Tensor> sparse_param_grads(torch::Tensor gtab, torch::Tensor 
         gsbp[o * n_in + i] = slice[0];
         gssp[o * n_in + i] = dot;
       }
+    });
   });
   return {gcoef, gsb, gss};
 }
