@@ -190,51 +190,52 @@ void input_grad_rows(const Problem<T>& p, const T* g, T* gx, int64_t r0, int64_t
   });
 }
 
-// Per-thread buffers of table_grad_inputs: the samples of one input sorted by interval.
+// Per-thread buffers of table_grad_inputs: one input's samples grouped by interval.
 template <typename T>
 struct Sorted {
-  std::vector<int64_t> key, start, fill, order;  // interval per sample, bucket starts, sample per slot
-  std::vector<T> f, bs, ws;                       // fraction per sample; b(x), k + 1 weights, f per slot
+  std::vector<int32_t> key, order;  // interval per sample (n_int: outside the knots), sample per slot
+  std::vector<int64_t> start, fill;  // first slot of each interval (n_int + 2), running fill
+  std::vector<T> ws;                 // (k + 1, N) basis values per sample, in sample order
 };
 
-// Counting sort of input i's samples by interval (n_int = outside the knots), with the
-// base values and the k + 1 basis values of every slot. p.x and p.b are transposed (n_in, N).
+// Interval keys (n_int: outside the knots) and k + 1 basis values of one input's N samples
+// xi, planar ws[j N + n]. Kept out of line: inlined, GCC 12 stopped vectorising the loop.
 template <typename T, int KT>
-void sort_input(const Problem<T>& p, int64_t N, int64_t i, Sorted<T>& st) {
-  const int kk = KT > 0 ? KT : p.k;
-  const int n_int = p.n_int;
-  const T top = T(n_int), ih = p.ih[i], c = p.c[i];
-  const T* xi = p.x + i * N;
-  const T* bi = p.b + i * N;
-  int64_t* key = st.key.data();
-  T* f = st.f.data();
+__attribute__((noinline)) void key_weights(const T* pm, int k, int n_int, T ih, T c, const T* __restrict xi,
+                                           int32_t* __restrict key, T* __restrict ws, int64_t N) {
+  constexpr int KM = KT > 0 ? KT : 1;
+  const int kk = KT > 0 ? KT : k;
+  T mk[(KM + 1) * (KM + 1)];  // KT > 0: a local copy (no aliasing with ws)
+  if (KT > 0) std::copy(pm, pm + (KM + 1) * (KM + 1), mk);
+  const T* __restrict m = KT > 0 ? mk : pm;
+  const T top = T(n_int);
   for (int64_t n = 0; n < N; ++n) {  // vectorisable
     const T u = xi[n] * ih + c;
     const T s = std::floor(u);
-    const bool live = u >= T(0) && u < top;
-    key[n] = live ? static_cast<int64_t>(s) : n_int;
-    f[n] = u - s;
+    const T f = u - s;
+    const T live = (u >= T(0)) & (u < top) ? T(1) : T(0);  // selects, no branches
+    key[n] = static_cast<int32_t>(live > T(0) ? s : top);
+    for (int j = 0; j <= kk; ++j) {
+      T acc = m[kk * (kk + 1) + j];
+      for (int r = kk - 1; r >= 0; --r) acc = acc * f + m[r * (kk + 1) + j];
+      ws[j * N + n] = acc;
+    }
   }
+}
+
+// Counting sort of input i's samples by interval, and their k + 1 basis values (sample order:
+// the accumulation reads them through `order`, so only sample indices move).
+// p.x is transposed (n_in, N).
+template <typename T, int KT>
+void sort_input(const Problem<T>& p, int64_t N, int64_t i, Sorted<T>& st) {
+  const int n_int = p.n_int;
+  int32_t* key = st.key.data();
+  key_weights<T, KT>(p.m, p.k, n_int, p.ih[i], p.c[i], p.x + i * N, key, st.ws.data(), N);
   std::fill(st.start.begin(), st.start.end(), 0);
   for (int64_t n = 0; n < N; ++n) ++st.start[key[n] + 1];
   for (int s = 0; s <= n_int; ++s) st.start[s + 1] += st.start[s];
   std::copy(st.start.begin(), st.start.end() - 1, st.fill.begin());
-  T* fsorted = st.ws.data() + (kk + 1) * N;  // scratch after the weights
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t q = st.fill[key[n]]++;
-    st.order[q] = n;
-    fsorted[q] = f[n];
-    st.bs[q] = bi[n];
-  }
-  for (int j = 0; j <= kk; ++j) {  // vectorisable over q
-    T* wj = st.ws.data() + j * N;
-    for (int64_t q = 0; q < N; ++q) {
-      const T fq = fsorted[q];
-      T acc = p.m[kk * (kk + 1) + j];
-      for (int r = kk - 1; r >= 0; --r) acc = acc * fq + p.m[r * (kk + 1) + j];
-      wj[q] = acc;
-    }
-  }
+  for (int64_t n = 0; n < N; ++n) st.order[st.fill[key[n]]++] = static_cast<int32_t>(n);
 }
 
 // gtab for the inputs [i0, i1): per interval, sum_n B_j g[n] in registers, then added to its rows.
@@ -246,15 +247,14 @@ void table_grad_inputs(const Problem<T>& p, int64_t N, const T* g, T* gtab, int6
   const int64_t W = p.nc * CH;
   Sorted<T> st;
   st.key.resize(N);
+  st.order.resize(N);
   st.start.resize(p.n_int + 2);
   st.fill.resize(p.n_int + 1);
-  st.order.resize(N);
-  st.f.resize(N);
-  st.bs.resize(N);
-  st.ws.resize((kk + 2) * N);
+  st.ws.resize((kk + 1) * N);
   std::vector<Vec<T>> spill(KT > 0 ? 0 : (kk + 1) * NV);  // accumulators when k is not fixed
   for (int64_t i = i0; i < i1; ++i) {
     sort_input<T, KT>(p, N, i, st);
+    const T* bi = p.b + i * N;
     for (int64_t c = 0; c < p.nc; ++c) {
       T* slice = gtab + (i * p.nc + c) * p.P * CH;
       Vec<T> accb[NV];
@@ -263,8 +263,8 @@ void table_grad_inputs(const Problem<T>& p, int64_t N, const T* g, T* gtab, int6
         const int64_t q0 = st.start[s], q1 = st.start[s + 1];
         if (s == p.n_int) {  // outside the knots: base branch only
           for (int64_t q = q0; q < q1; ++q) {
-            const T* gr = g + st.order[q] * W + c * CH;
-            for (int v = 0; v < NV; ++v) accb[v] += st.bs[q] * vload(gr + v * L);
+            const int64_t n = st.order[q];
+            for (int v = 0; v < NV; ++v) accb[v] += bi[n] * vload(g + n * W + c * CH + v * L);
           }
           continue;
         }
@@ -273,12 +273,13 @@ void table_grad_inputs(const Problem<T>& p, int64_t N, const T* g, T* gtab, int6
         Vec<T>* acc = KT > 0 ? &acc_fixed[0][0] : spill.data();
         for (int a = 0; a < (kk + 1) * NV; ++a) acc[a] = Vec<T>{};
         for (int64_t q = q0; q < q1; ++q) {
-          const T* gr = g + st.order[q] * W + c * CH;
+          const int64_t n = st.order[q];
+          const T* gr = g + n * W + c * CH;
           Vec<T> gv[NV];
           for (int v = 0; v < NV; ++v) gv[v] = vload(gr + v * L);
-          for (int v = 0; v < NV; ++v) accb[v] += st.bs[q] * gv[v];
+          for (int v = 0; v < NV; ++v) accb[v] += bi[n] * gv[v];
           for (int j = 0; j <= kk; ++j) {
-            const T wj = st.ws[j * N + q];
+            const T wj = st.ws[j * N + n];
             for (int v = 0; v < NV; ++v) acc[j * NV + v] += wj * gv[v];
           }
         }
@@ -389,6 +390,7 @@ torch::Tensor sparse_table_grad(torch::Tensor g, torch::Tensor x, torch::Tensor 
   TORCH_CHECK(g.is_contiguous() && g.scalar_type() == x.scalar_type() && g.dim() == 2 && g.size(0) == N &&
               chunk > 0 && W % chunk == 0, "g: contiguous (N, W), W a multiple of chunk");
   const int64_t nv = check_layout(x, grid, k, W / chunk, chunk);
+  TORCH_CHECK(N < (int64_t(1) << 31), "batch too large");
   const int64_t P = grid.size(1) + k;
   auto gtab = torch::zeros({n_in, W / chunk, P, chunk}, x.options());
   auto xt = x.t().contiguous(), bt = b.t().contiguous();  // (n_in, N): each input's samples in a row
