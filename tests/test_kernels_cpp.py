@@ -208,8 +208,8 @@ def test_fused_sparse_gradients_when_only_some_inputs_require_grad(ext):
 
 
 def test_fused_sparse_threads_split_work_without_changing_results(ext):
-    grid, x, params = problem(700, 24, 40, 8, 3, seed=14)  # enough work for several threads
-    gy = torch.randn(700, 40, dtype=torch.float64)
+    grid, x, params = problem(1300, 24, 40, 8, 3, seed=14)  # several threads and sample blocks
+    gy = torch.randn(1300, 40, dtype=torch.float64)
     threads = torch.get_num_threads()
     out = []
     try:
@@ -220,6 +220,9 @@ def test_fused_sparse_threads_split_work_without_changing_results(ext):
         torch.set_num_threads(threads)
     for a, b in zip(*out):
         assert torch.equal(a, b)
+    ref = values_and_grads(lambda *t: kan_linear_reference(t[0], grid, *t[1:], 3, "silu"), x, params, gy)
+    for r, v in zip(ref, out[0]):
+        torch.testing.assert_close(v, r, rtol=0, atol=1e-10 * max(1.0, float(r.abs().max())))
 
 
 def test_chunk_width_pads_little():

@@ -223,73 +223,77 @@ __attribute__((noinline)) void key_weights(const T* pm, int k, int n_int, T ih, 
   }
 }
 
-// Counting sort of input i's samples by interval, and their k + 1 basis values (sample order:
-// the accumulation reads them through `order`, so only sample indices move).
-// p.x is transposed (n_in, N).
+// Counting sort of input i's samples [n0, n0 + cnt) by interval, and their k + 1 basis
+// values (sample order: the accumulation reads them through `order`, so only sample indices
+// move; `order` holds n - n0). p.x is transposed (n_in, N).
 template <typename T, int KT>
-void sort_input(const Problem<T>& p, int64_t N, int64_t i, Sorted<T>& st) {
+void sort_input(const Problem<T>& p, int64_t N, int64_t i, int64_t n0, int64_t cnt, Sorted<T>& st) {
   const int n_int = p.n_int;
   int32_t* key = st.key.data();
-  key_weights<T, KT>(p.m, p.k, n_int, p.ih[i], p.c[i], p.x + i * N, key, st.ws.data(), N);
+  key_weights<T, KT>(p.m, p.k, n_int, p.ih[i], p.c[i], p.x + i * N + n0, key, st.ws.data(), cnt);
   std::fill(st.start.begin(), st.start.end(), 0);
-  for (int64_t n = 0; n < N; ++n) ++st.start[key[n] + 1];
+  for (int64_t n = 0; n < cnt; ++n) ++st.start[key[n] + 1];
   for (int s = 0; s <= n_int; ++s) st.start[s + 1] += st.start[s];
   std::copy(st.start.begin(), st.start.end() - 1, st.fill.begin());
-  for (int64_t n = 0; n < N; ++n) st.order[st.fill[key[n]]++] = static_cast<int32_t>(n);
+  for (int64_t n = 0; n < cnt; ++n) st.order[st.fill[key[n]]++] = static_cast<int32_t>(n);
 }
 
-// gtab for the inputs [i0, i1): per interval, sum_n B_j g[n] in registers, then added to its rows.
+// gtab for the inputs [i0, i1): per interval, sum_n B_j g[n] in registers, then added to its
+// rows; samples in blocks of kBlock, so a block's basis values stay in L1.
 template <typename T, int KT, int NV>
 void table_grad_inputs(const Problem<T>& p, int64_t N, const T* g, T* gtab, int64_t i0, int64_t i1) {
-  constexpr int64_t L = kLanes<T>, CH = NV * L;
+  constexpr int64_t L = kLanes<T>, CH = NV * L, kBlock = 1024;
   constexpr int KA = KT > 0 ? KT + 1 : 1;  // register accumulators per vector (KT known)
   const int kk = KT > 0 ? KT : p.k;
-  const int64_t W = p.nc * CH;
+  const int64_t W = p.nc * CH, B = std::min(N, kBlock);
   Sorted<T> st;
-  st.key.resize(N);
-  st.order.resize(N);
+  st.key.resize(B);
+  st.order.resize(B);
   st.start.resize(p.n_int + 2);
   st.fill.resize(p.n_int + 1);
-  st.ws.resize((kk + 1) * N);
+  st.ws.resize((kk + 1) * B);
   std::vector<Vec<T>> spill(KT > 0 ? 0 : (kk + 1) * NV);  // accumulators when k is not fixed
-  for (int64_t i = i0; i < i1; ++i) {
-    sort_input<T, KT>(p, N, i, st);
-    const T* bi = p.b + i * N;
-    for (int64_t c = 0; c < p.nc; ++c) {
-      T* slice = gtab + (i * p.nc + c) * p.P * CH;
-      Vec<T> accb[NV];
-      for (int v = 0; v < NV; ++v) accb[v] = Vec<T>{};
-      for (int s = 0; s <= p.n_int; ++s) {
-        const int64_t q0 = st.start[s], q1 = st.start[s + 1];
-        if (s == p.n_int) {  // outside the knots: base branch only
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t n0 = 0; n0 < N; n0 += B) {
+      const int64_t cnt = std::min(B, N - n0);
+      sort_input<T, KT>(p, N, i, n0, cnt, st);
+      const T* bi = p.b + i * N + n0;
+      const T* gb = g + n0 * W;
+      for (int64_t c = 0; c < p.nc; ++c) {
+        T* slice = gtab + (i * p.nc + c) * p.P * CH;
+        Vec<T> accb[NV];
+        for (int v = 0; v < NV; ++v) accb[v] = Vec<T>{};
+        for (int s = 0; s <= p.n_int; ++s) {
+          const int64_t q0 = st.start[s], q1 = st.start[s + 1];
+          if (s == p.n_int) {  // outside the knots: base branch only
+            for (int64_t q = q0; q < q1; ++q) {
+              const int64_t n = st.order[q];
+              for (int v = 0; v < NV; ++v) accb[v] += bi[n] * vload(gb + n * W + c * CH + v * L);
+            }
+            continue;
+          }
+          if (q0 == q1) continue;
+          Vec<T> acc_fixed[KA][NV];
+          Vec<T>* acc = KT > 0 ? &acc_fixed[0][0] : spill.data();
+          for (int a = 0; a < (kk + 1) * NV; ++a) acc[a] = Vec<T>{};
           for (int64_t q = q0; q < q1; ++q) {
             const int64_t n = st.order[q];
-            for (int v = 0; v < NV; ++v) accb[v] += bi[n] * vload(g + n * W + c * CH + v * L);
+            const T* gr = gb + n * W + c * CH;
+            Vec<T> gv[NV];
+            for (int v = 0; v < NV; ++v) gv[v] = vload(gr + v * L);
+            for (int v = 0; v < NV; ++v) accb[v] += bi[n] * gv[v];
+            for (int j = 0; j <= kk; ++j) {
+              const T wj = st.ws[j * cnt + n];
+              for (int v = 0; v < NV; ++v) acc[j * NV + v] += wj * gv[v];
+            }
           }
-          continue;
+          T* row = slice + (1 + s) * CH;
+          for (int j = 0; j <= kk; ++j)
+            for (int v = 0; v < NV; ++v) vadd(row + j * CH + v * L, acc[j * NV + v]);
         }
-        if (q0 == q1) continue;
-        Vec<T> acc_fixed[KA][NV];
-        Vec<T>* acc = KT > 0 ? &acc_fixed[0][0] : spill.data();
-        for (int a = 0; a < (kk + 1) * NV; ++a) acc[a] = Vec<T>{};
-        for (int64_t q = q0; q < q1; ++q) {
-          const int64_t n = st.order[q];
-          const T* gr = g + n * W + c * CH;
-          Vec<T> gv[NV];
-          for (int v = 0; v < NV; ++v) gv[v] = vload(gr + v * L);
-          for (int v = 0; v < NV; ++v) accb[v] += bi[n] * gv[v];
-          for (int j = 0; j <= kk; ++j) {
-            const T wj = st.ws[j * N + n];
-            for (int v = 0; v < NV; ++v) acc[j * NV + v] += wj * gv[v];
-          }
-        }
-        T* row = slice + (1 + s) * CH;
-        for (int j = 0; j <= kk; ++j)
-          for (int v = 0; v < NV; ++v) vadd(row + j * CH + v * L, acc[j * NV + v]);
+        for (int v = 0; v < NV; ++v) vadd(slice + v * L, accb[v]);
       }
-      for (int v = 0; v < NV; ++v) vstore(slice + v * L, accb[v]);
     }
-  }
 }
 
 // fn(KT, NV) with KT = 3 (unrolled) or 0 (any k), NV = 1, 2 or 4 as compile-time constants.
