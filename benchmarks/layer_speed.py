@@ -112,11 +112,13 @@ def ekan_basis(x, grid, k):
     return bases
 
 
-def auto_path(n, n_in, g) -> str:
+def auto_path(n, n_in, g, n_out=64, dtype=torch.float32) -> str:
     """The path ``kan_linear(path="auto")`` takes on a uniform CPU grid."""
+    path = choose_path(g + K, K)
     if n * n_in >= FUSED_MIN_ELEMENTS and fused.extension() is not None:
-        return "fused_sparse"
-    return choose_path(g + K, K)
+        tiny = 2 * n_out <= 512 // torch.finfo(dtype).bits
+        return "fused" if path == "dense" and tiny else "fused_sparse"
+    return path
 
 
 def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
@@ -130,11 +132,11 @@ def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
     def kan():
         return kan_linear(x, grid, coef, sb, ss, K, "silu", uniform=True, path=path)
     out["kanlab"] = kan, params
-    if path == "auto" and auto_path(n, n_in, g) == "fused_sparse":  # the eager choice beside it
+    if path == "auto" and auto_path(n, n_in, g, n_out, dtype) in ("fused", "fused_sparse"):  # eager beside it
         out["eager"] = (lambda: kan_linear(x, grid, coef, sb, ss, K, "silu", uniform=True,
                                            path=choose_path(g + K, K))), params
     for other in EXTRA_PATHS if path == "auto" else ():
-        if other != auto_path(n, n_in, g) and not ("eager" in out and other == choose_path(g + K, K)):
+        if other != auto_path(n, n_in, g, n_out, dtype) and not ("eager" in out and other == choose_path(g + K, K)):
             out[SHORT.get(other, other)] = (lambda other=other: kan_linear(
                 x, grid, coef, sb, ss, K, "silu", uniform=True, path=other)), params
 
@@ -198,7 +200,7 @@ def layer_table(shapes, device, dtype):
         res = measure_all(contenders(*shape, device, dtype), device)
         d = res["dense"]
         for name, (tf, tfb, mem, held) in res.items():
-            path = {"kanlab": auto_path(*shape[:2], shape[3]), "eager": choose_path(shape[3] + K, K)}.get(name, "")
+            path = {"kanlab": auto_path(*shape[:2], shape[3], shape[2], dtype), "eager": choose_path(shape[3] + K, K)}.get(name, "")
             full, d_full = mem + held, d[2] + d[3]
             print(f"{str(shape):<22}{name:<8}{path:<8}{tf * 1e3:9.3f}{tfb * 1e3:9.3f}{mem / 2**20:8.1f}"
                   f"{full / 2**20:8.1f}{tf / d[0]:10.2f}{tfb / d[1]:10.2f}{mem / max(d[2], 1):9.2f}"

@@ -82,15 +82,18 @@ def test_fused_gradcheck_and_exact_second_derivative(ext):
     torch.testing.assert_close(second[0], second[1], rtol=0, atol=1e-10)
 
 
-def test_auto_dispatch_threshold(ext):
+@pytest.mark.parametrize("n_out, g, big_path", [(20, 5, "FusedSparseKANBackward"), (3, 5, "FusedKANBackward"),
+                                                 (3, 30, "FusedSparseKANBackward")])
+def test_auto_dispatch_threshold(ext, n_out, g, big_path):
     n_in = 8
     big = FUSED_MIN_ELEMENTS // n_in
-    for n, expected in ((big, "FusedSparseKANBackward"), (big - 1, "DenseKANBackward")):
-        grid, x, params = problem(n, n_in, 3, 5, 3, seed=1)
+    eager = "DenseKANBackward" if g < 19 else "SparseKANBackward"
+    for n, expected in ((big, big_path), (big - 1, eager)):
+        grid, x, params = problem(n, n_in, n_out, g, 3, seed=1)
         x.requires_grad_()
         assert kan_linear(x, grid, *params, 3, "silu", uniform=True).grad_fn.name() == expected
-        # adapted (non-uniform flagged) grids keep the eager dense path
-        assert kan_linear(x, grid, *params, 3, "silu", uniform=False).grad_fn.name() == "DenseKANBackward"
+        # adapted (non-uniform flagged) grids keep the eager paths
+        assert kan_linear(x, grid, *params, 3, "silu", uniform=False).grad_fn.name() == eager
 
 
 def test_unavailable_extension_falls_back_to_dense(monkeypatch):

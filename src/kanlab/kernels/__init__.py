@@ -14,7 +14,8 @@ function as :func:`kan_linear_reference` (the oracle), values and gradients:
 * ``"fused_sparse"`` (:class:`~kanlab.kernels.fused_sparse.FusedSparseKAN`): only the
   ``k + 1`` live bases, by three C++ kernels of the same extension (same conditions);
   ``"auto"`` takes it, at every grid size, once ``N * n_in >= FUSED_MIN_ELEMENTS`` and the
-  extension builds; where it cannot run, ``"auto"`` uses the eager ``"dense"`` / ``"sparse"``
+  extension builds (``"fused"`` instead for outputs of at most half a SIMD vector on grids
+  where the eager choice is dense); where it cannot run, ``"auto"`` uses the eager ``"dense"`` / ``"sparse"``
   choice and an explicit ``"fused_sparse"`` falls back to ``"sparse"`` silently
   (``KANLAB_NO_CPP=1`` disables the extension);
 * ``"reference"``: the plain Cox-de Boor + einsum oracle.
@@ -89,7 +90,10 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
             elif (x.shape[0] * x.shape[-1] >= FUSED_MIN_ELEMENTS
                   and fused_sparse_supports(x, coef, scale_base, scale_spline, uniform)
                   and fused.extension() is not None):
-                path = "fused_sparse"  # fastest measured at every grid size (docs/performance.md)
+                # fastest measured at every grid size, but for tiny outputs (padded to a whole
+                # SIMD vector) on small grids, where the dense C++ path is (docs/performance.md)
+                tiny = 2 * coef.shape[0] <= 512 // torch.finfo(x.dtype).bits
+                path = "fused" if path == "dense" and tiny else "fused_sparse"
     if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
         return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
                                     base_activation)
