@@ -1,21 +1,23 @@
 """Optional fused *sparse* C++ kernels on uniform CPU grids: only the ``k + 1`` live bases.
 
-Three one-pass OpenMP kernels (``kernels/cpp/sparse_kan.cpp``, built into the same
-extension as :mod:`~kanlab.kernels.fused`) on a padded weight table ``T`` ``(n_in, P, W)``,
+Three OpenMP kernels (``kernels/cpp/sparse_kan.cpp``, built into the same extension as
+:mod:`~kanlab.kernels.fused`) on a padded weight table ``T`` ``(n_in, nc, P, CH)``:
 ``P = G + 3k + 1`` rows per input (base row, ``k`` zero rows, the ``G + k`` bases, ``k``
-zero rows), ``W = n_out`` rounded up to a whole SIMD vector:
+zero rows), the outputs in ``nc`` chunks of ``CH`` columns (:func:`chunk_width`; zero
+columns pad ``n_out``):
 
-* ``sparse_forward``: ``y[n] = sum_i b(x_ni) T[i, 0] + sum_j B_j(x_ni) T[i, 1 + s + j]``
+* ``sparse_forward``: ``y[n] = sum_i b(x_ni) T[i, :, 0] + sum_j B_j(x_ni) T[i, :, 1 + s + j]``
   (``s`` the knot interval from the closed form), accumulated in registers per sample;
-* ``sparse_input_grad``: ``dL/dx[n, i] = <b'(x_ni) T[i, 0] + sum_j B'_j(x_ni) T[i, 1 + s + j], g[n]>``;
+* ``sparse_input_grad``:
+  ``dL/dx[n, i] = <b'(x_ni) T[i, :, 0] + sum_j B'_j(x_ni) T[i, :, 1 + s + j], g[n]>``;
 * ``sparse_table_grad``: the samples of each input grouped by interval (counting sort), each
   interval's ``k + 1`` row sums of ``B_j g[n]`` kept in registers, inputs in parallel.
 
 Every kernel costs ``O(N n_in (k + 2) n_out)``, independent of ``G``; no ``(N, n_in G)``
 buffer exists (peak memory ~ the output and its gradient). The base activation and its
 derivative stay torch calls; the table is built from ``coef`` and both scales, and its
-gradient mapped back to theirs, by two more small C++ loops (``sparse_table``,
-``sparse_param_grads``), so the packed weights of the other paths are never formed.
+gradient mapped back to theirs, by two more small C++ loops (``sparse_table.cpp``), so the
+packed weights of the other paths are never formed.
 """
 from __future__ import annotations
 
