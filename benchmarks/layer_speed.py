@@ -6,10 +6,12 @@ times and the peak memory allocated during one forward+backward, for
 
 * ``dense``   -- the dense limit: ``nn.Linear(in * (G + k + 1), out)`` on a precomputed input
   that requires grad (the three GEMMs any dense-basis KAN pays);
-* ``kanlab``  -- ``kanlab.kernels.kan_linear`` (automatic path; the path is printed: ``fused``
-  when the optional C++ kernels built, else ``dense`` or ``sparse``);
-* ``eager``   -- the eager-PyTorch dense path (``path="dense"``), beside ``kanlab`` where that
-  took the fused C++ kernels;
+* ``kanlab``  -- ``kanlab.kernels.kan_linear`` (automatic path; the path is printed:
+  ``fused_sparse`` when the optional C++ kernels built, else ``dense`` or ``sparse``);
+* ``eager``   -- the eager-PyTorch path ``"auto"`` takes without the C++ kernels (``dense`` or
+  ``sparse``), beside ``kanlab`` where that took them;
+* ``fused``, ``sparse``, ``fsparse`` -- those paths, where they are not the automatic choice
+  (``fused``: dense path with C++ basis kernels, ``fsparse``: ``fused_sparse``);
 * ``ekan``    -- an efficient-kan-style layer (Cox-de Boor over all bases + one linear);
 * ``pykan``   -- pykan's ``KANLayer`` when ``kan`` is importable,
 
@@ -35,6 +37,8 @@ from kanlab.kernels import FUSED_MIN_ELEMENTS, choose_path, fused, kan_linear  #
 SHAPES = [(1024, 64, 64, 5), (4096, 128, 128, 5), (256, 784, 64, 5), (1024, 64, 64, 50),
           (1024, 32, 32, 200), (8192, 2, 5, 5)]
 K = 3
+EXTRA_PATHS = ("fused", "sparse", "fused_sparse")  # also measured where not the automatic choice
+SHORT = {"fused_sparse": "fsparse"}
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter
 
@@ -108,11 +112,12 @@ def ekan_basis(x, grid, k):
     return bases
 
 
-def auto_path(n, n_in, g) -> str:
+def auto_path(n, n_in, g, n_out=64, dtype=torch.float32) -> str:
     """The path ``kan_linear(path="auto")`` takes on a uniform CPU grid."""
     path = choose_path(g + K, K)
-    if path == "dense" and n * n_in >= FUSED_MIN_ELEMENTS and fused.extension() is not None:
-        return "fused"
+    if n * n_in >= FUSED_MIN_ELEMENTS and fused.extension() is not None:
+        tiny = 2 * n_out <= 512 // torch.finfo(dtype).bits
+        return "fused" if path == "dense" and tiny else "fused_sparse"
     return path
 
 
@@ -127,9 +132,13 @@ def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
     def kan():
         return kan_linear(x, grid, coef, sb, ss, K, "silu", uniform=True, path=path)
     out["kanlab"] = kan, params
-    if path == "auto" and auto_path(n, n_in, g) == "fused":
+    if path == "auto" and auto_path(n, n_in, g, n_out, dtype) in ("fused", "fused_sparse"):  # eager beside it
         out["eager"] = (lambda: kan_linear(x, grid, coef, sb, ss, K, "silu", uniform=True,
-                                           path="dense")), params
+                                           path=choose_path(g + K, K))), params
+    for other in EXTRA_PATHS if path == "auto" else ():
+        if other != auto_path(n, n_in, g, n_out, dtype) and not ("eager" in out and other == choose_path(g + K, K)):
+            out[SHORT.get(other, other)] = (lambda other=other: kan_linear(
+                x, grid, coef, sb, ss, K, "silu", uniform=True, path=other)), params
 
     width = n_in * (g + K + 1)
     lin = torch.nn.Linear(width, n_out, bias=False, device=device, dtype=dtype)
@@ -191,7 +200,7 @@ def layer_table(shapes, device, dtype):
         res = measure_all(contenders(*shape, device, dtype), device)
         d = res["dense"]
         for name, (tf, tfb, mem, held) in res.items():
-            path = {"kanlab": auto_path(*shape[:2], shape[3]), "eager": "dense"}.get(name, "")
+            path = {"kanlab": auto_path(*shape[:2], shape[3], shape[2], dtype), "eager": choose_path(shape[3] + K, K)}.get(name, "")
             full, d_full = mem + held, d[2] + d[3]
             print(f"{str(shape):<22}{name:<8}{path:<8}{tf * 1e3:9.3f}{tfb * 1e3:9.3f}{mem / 2**20:8.1f}"
                   f"{full / 2**20:8.1f}{tf / d[0]:10.2f}{tfb / d[1]:10.2f}{mem / max(d[2], 1):9.2f}"
@@ -201,14 +210,14 @@ def layer_table(shapes, device, dtype):
 
 
 def crossover(device, dtype, n=1024, n_in=64, n_out=64, grids=(5, 10, 15, 20, 30, 50, 100)):
-    print(f"\nCrossover at (N, in, out) = ({n}, {n_in}, {n_out}): forward+backward ms, dense vs sparse path")
-    print(f"{'G':>5}{'dense':>10}{'sparse':>10}{'sparse/dense':>14}{'auto':>8}")
+    paths = ["dense", "sparse"] + (["fused", "fused_sparse"] if fused.extension() is not None else [])
+    print(f"\nCrossover at (N, in, out) = ({n}, {n_in}, {n_out}): forward+backward ms per path")
+    print(f"{'G':>5}" + "".join(f"{p:>14}" for p in paths) + f"{'sparse/dense':>14}{'eager auto':>12}")
     for g in grids:
-        named = {path: contenders(n, n_in, n_out, g, device, dtype, path=path)["kanlab"]
-                 for path in ("dense", "sparse")}
+        named = {path: contenders(n, n_in, n_out, g, device, dtype, path=path)["kanlab"] for path in paths}
         t = {path: v[1] for path, v in measure_all(named, device).items()}
-        print(f"{g:5d}{t['dense'] * 1e3:10.3f}{t['sparse'] * 1e3:10.3f}"
-              f"{t['sparse'] / t['dense']:14.2f}{choose_path(g + K, K):>8}")
+        print(f"{g:5d}" + "".join(f"{t[p] * 1e3:14.3f}" for p in paths)
+              + f"{t['sparse'] / t['dense']:14.2f}{choose_path(g + K, K):>12}")
 
 
 def main(argv=None):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kanlab import splines
-from kanlab.kernels import FUSED_MIN_ELEMENTS, fused, kan_linear, kan_linear_reference
+from kanlab.kernels import FUSED_MIN_ELEMENTS, fused, fused_sparse, kan_linear, kan_linear_reference
 
 
 @pytest.fixture(scope="module")
@@ -82,24 +82,30 @@ def test_fused_gradcheck_and_exact_second_derivative(ext):
     torch.testing.assert_close(second[0], second[1], rtol=0, atol=1e-10)
 
 
-def test_auto_dispatch_threshold(ext):
+@pytest.mark.parametrize("n_out, g, big_path", [(20, 5, "FusedSparseKANBackward"), (3, 5, "FusedKANBackward"),
+                                                 (3, 30, "FusedSparseKANBackward")])
+def test_auto_dispatch_threshold(ext, n_out, g, big_path):
     n_in = 8
     big = FUSED_MIN_ELEMENTS // n_in
-    for n, expected in ((big, "FusedKANBackward"), (big - 1, "DenseKANBackward")):
-        grid, x, params = problem(n, n_in, 3, 5, 3, seed=1)
+    eager = "DenseKANBackward" if g < 19 else "SparseKANBackward"
+    for n, expected in ((big, big_path), (big - 1, eager)):
+        grid, x, params = problem(n, n_in, n_out, g, 3, seed=1)
         x.requires_grad_()
         assert kan_linear(x, grid, *params, 3, "silu", uniform=True).grad_fn.name() == expected
-        # adapted (non-uniform flagged) grids keep the eager dense path
-        assert kan_linear(x, grid, *params, 3, "silu", uniform=False).grad_fn.name() == "DenseKANBackward"
+        # adapted (non-uniform flagged) grids keep the eager paths
+        assert kan_linear(x, grid, *params, 3, "silu", uniform=False).grad_fn.name() == eager
 
 
 def test_unavailable_extension_falls_back_to_dense(monkeypatch):
     monkeypatch.setattr(fused, "_STATE", {"module": None, "error": "test"})
     grid, x, params = problem(FUSED_MIN_ELEMENTS, 2, 3, 5, 3, seed=2)
     x.requires_grad_()
-    y = kan_linear(x, grid, *params, 3, "silu", uniform=True, path="fused")
-    assert y.grad_fn.name() == "DenseKANBackward"
-    torch.testing.assert_close(y, kan_linear_reference(x, grid, *params, 3, "silu"), rtol=0, atol=1e-10)
+    ref = kan_linear_reference(x, grid, *params, 3, "silu")
+    for path, expected in (("fused", "DenseKANBackward"), ("fused_sparse", "SparseKANBackward"),
+                           ("auto", "DenseKANBackward")):
+        y = kan_linear(x, grid, *params, 3, "silu", uniform=True, path=path)
+        assert y.grad_fn.name() == expected
+        torch.testing.assert_close(y, ref, rtol=0, atol=1e-10)
     assert fused.build_error() == "test"
 
 
@@ -141,3 +147,92 @@ def test_fused_gradients_when_only_some_inputs_require_grad(ext, recompute, monk
         ref = torch.autograd.grad(kan_linear_reference(xs, grid, *ps, 3, "gelu"), leaves, gy)
         for g, r in zip(got, ref):
             torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- fused sparse path
+def sparse_fn(k, act):
+    return lambda *t: kan_linear(t[0], t[4], *t[1:4], k, act, uniform=True, path="fused_sparse")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fused_sparse_matches_reference_values_and_all_gradients(ext, seed):
+    gen = torch.Generator().manual_seed(500 + seed)
+    n_in = int(torch.randint(1, 9, (1,), generator=gen))
+    n_out = [3, 16, 21, 40, 70, 130][seed]  # one and several output chunks, padded columns
+    g = [1, 4, 11, 30, 7, 2][seed]
+    k = [1, 2, 3, 4, 5, 3][seed]
+    act = ["silu", "tanh", "gelu", "identity", "relu", "silu"][seed]
+    n = int(torch.randint(20, 200, (1,), generator=gen))
+    grid, x, params = problem(n, n_in, n_out, g, k, seed)  # inputs beyond the grid both sides
+    x[:3, 0] = grid[0, [0, -1, 1]]  # exactly on knots, incl. the first and the last
+    gy = torch.randn(n, n_out, dtype=torch.float64, generator=gen)
+    ref = values_and_grads(lambda *t: kan_linear_reference(t[0], grid, *t[1:], k, act), x, params, gy)
+    got = values_and_grads(lambda *t: sparse_fn(k, act)(*t, grid), x, params, gy)
+    for r, v in zip(ref, got):
+        torch.testing.assert_close(v, r, rtol=0, atol=1e-10 * max(1.0, float(r.abs().max())))
+
+
+def test_fused_sparse_float32_close_to_float64_reference(ext):
+    grid, x, params = problem(300, 6, 20, 40, 3, seed=8)
+    y64 = kan_linear_reference(x, grid, *params, 3, "silu")
+    y32 = kan_linear(x.float(), grid.float(), *[p.float() for p in params], 3, "silu", uniform=True,
+                     path="fused_sparse")
+    assert y32.dtype == torch.float32 and y32.grad_fn is None
+    torch.testing.assert_close(y32.double(), y64, rtol=0, atol=1e-4 * float(y64.abs().max()))
+
+
+def test_fused_sparse_gradcheck_and_exact_second_derivative(ext):
+    grid, x, params = problem(12, 3, 18, 6, 3, seed=12)
+    leaves = [t.requires_grad_() for t in [x] + params]
+
+    def fn(*t):
+        return sparse_fn(3, "gelu")(*t, grid)
+    assert fn(*leaves).grad_fn.name() == "FusedSparseKANBackward"
+    assert torch.autograd.gradcheck(fn, leaves)
+    second = []  # create_graph=True goes through the reference
+    for f in (fn, lambda *t: kan_linear_reference(t[0], grid, *t[1:], 3, "gelu")):
+        (gx,) = torch.autograd.grad(f(*leaves).sum(), leaves[0], create_graph=True)
+        second.append(torch.autograd.grad(gx.sum(), [leaves[0], leaves[1]]))
+    assert second[1][0].abs().max() > 0
+    for a, b in zip(*second):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_fused_sparse_gradients_when_only_some_inputs_require_grad(ext):
+    grid, x, params = problem(80, 4, 5, 9, 2, seed=13)
+    gy = torch.randn(80, 5, dtype=torch.float64)
+    for wants in ([True, False, False, False], [False, True, True, True], [False, False, False, True]):
+        leaves = [t.clone().requires_grad_(w) for t, w in zip([x] + params, wants)]
+        used = [t for t in leaves if t.requires_grad]
+        got = torch.autograd.grad(sparse_fn(2, "silu")(*leaves, grid), used, gy)
+        ref = torch.autograd.grad(kan_linear_reference(leaves[0], grid, *leaves[1:], 2, "silu"), used, gy)
+        for g, r in zip(got, ref):
+            torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
+
+
+def test_fused_sparse_threads_split_work_without_changing_results(ext):
+    grid, x, params = problem(1300, 24, 40, 8, 3, seed=14)  # several threads and sample blocks
+    gy = torch.randn(1300, 40, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    out = []
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            out.append(values_and_grads(lambda *t: sparse_fn(3, "silu")(*t, grid), x, params, gy))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*out):
+        assert torch.equal(a, b)
+    ref = values_and_grads(lambda *t: kan_linear_reference(t[0], grid, *t[1:], 3, "silu"), x, params, gy)
+    for r, v in zip(ref, out[0]):
+        torch.testing.assert_close(v, r, rtol=0, atol=1e-10 * max(1.0, float(r.abs().max())))
+
+
+def test_chunk_width_pads_little():
+    for dtype, lanes in ((torch.float32, 16), (torch.float64, 8)):
+        for n_out in (1, 5, 16, 17, 40, 64, 70, 128, 300):
+            ch = fused_sparse.chunk_width(n_out, dtype)
+            assert ch in (lanes, 2 * lanes, 4 * lanes)
+            padded = -(-n_out // ch) * ch
+            assert padded <= 1.25 * (-(-n_out // lanes) * lanes)
+        assert fused_sparse.chunk_width(4 * lanes, dtype) == 4 * lanes  # a whole wide chunk

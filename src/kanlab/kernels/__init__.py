@@ -10,9 +10,14 @@ function as :func:`kan_linear_reference` (the oracle), values and gradients:
   independent of the grid size;
 * ``"fused"`` (:class:`~kanlab.kernels.fused.FusedKAN`): the dense path with its basis
   build and input-gradient gather done by two one-pass C++ kernels (optional, JIT-built;
-  uniform grids, CPU, float32/float64); ``"auto"`` takes it instead of ``"dense"`` once
-  ``N * n_in >= FUSED_MIN_ELEMENTS`` and the extension builds, and every path that cannot
-  use it falls back to ``"dense"`` silently (``KANLAB_NO_CPP=1`` disables it);
+  uniform grids, CPU, float32/float64); falls back to ``"dense"`` where it cannot run;
+* ``"fused_sparse"`` (:class:`~kanlab.kernels.fused_sparse.FusedSparseKAN`): only the
+  ``k + 1`` live bases, by three C++ kernels of the same extension (same conditions);
+  ``"auto"`` takes it, at every grid size, once ``N * n_in >= FUSED_MIN_ELEMENTS`` and the
+  extension builds (``"fused"`` instead for outputs of at most half a SIMD vector on grids
+  where the eager choice is dense); where it cannot run, ``"auto"`` uses the eager ``"dense"`` / ``"sparse"``
+  choice and an explicit ``"fused_sparse"`` falls back to ``"sparse"`` silently
+  (``KANLAB_NO_CPP=1`` disables the extension);
 * ``"reference"``: the plain Cox-de Boor + einsum oracle.
 
 Second and higher derivatives are exact on both fast paths: when a backward graph is
@@ -28,6 +33,8 @@ from torch import Tensor
 
 from .common import pack_weights
 from . import fused
+from .fused_sparse import FusedSparseKAN
+from .fused_sparse import supports as fused_sparse_supports
 from .dense import DenseKAN
 from .reference import kan_edges_reference, kan_linear_reference
 from .sparse import SparseKAN
@@ -35,15 +42,15 @@ from .sparse import SparseKAN
 __all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "choose_path", "PATHS",
            "FUSED_MIN_ELEMENTS"]
 
-PATHS = ("auto", "dense", "fused", "sparse", "reference")
+PATHS = ("auto", "dense", "fused", "sparse", "fused_sparse", "reference")
 
-# "auto" uses the fused C++ kernels (and builds them, once per process, ~1 min the first time
-# on a machine) only for batches with at least this many input entries N * n_in, so small
-# models never trigger a build. Below it the eager passes cost little anyway.
+# "auto" uses the C++ kernels ("fused_sparse"; it builds them, once per process, ~2 min the
+# first time on a machine) only for batches with at least this many input entries N * n_in, so
+# small models never trigger a build. Below it the eager passes cost little anyway.
 FUSED_MIN_ELEMENTS = 4096
 
-# Sparse wins once the packed row (nb + 1 columns per input) is this many times wider than
-# the live entries (k + 2 per input). Measured with benchmarks/layer_speed.py --crossover at
+# Without the C++ kernels: the eager sparse path wins once the packed row (nb + 1 columns per
+# input) is this many times wider than the live entries (k + 2 per input). Measured with benchmarks/layer_speed.py --crossover at
 # (1024, 64, 64), cubic, 1 CPU thread: sparse/dense f+b = 1.04 at G = 15, 0.93 at G = 20.
 SPARSE_WIDTH_RATIO = 4.5
 
@@ -62,7 +69,8 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
         uniform: every row of ``grid`` is equally spaced (enables the closed-form basis).
         path: ``"auto"`` (from the shapes, see :func:`choose_path` and
             :data:`FUSED_MIN_ELEMENTS`), ``"dense"``, ``"fused"`` (``"dense"`` where the C++
-            kernels do not apply), ``"sparse"`` or ``"reference"``.
+            kernels do not apply), ``"sparse"``, ``"fused_sparse"`` (``"sparse"`` where the
+            C++ kernels do not apply) or ``"reference"``.
 
     Shape: ``x`` ``(N, n_in)``, ``grid`` ``(n_in, G + 2k + 1)``, ``coef`` ``(n_out, n_in, G + k)``,
     scales ``(n_out, n_in)`` -> ``(N, n_out)``.
@@ -79,11 +87,20 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
                 # the dense closed form traces into one graph; dynamo cannot trace the adapted-grid
                 # (searchsorted) path inside an autograd.Function, so compile the plain ops there
                 path = "dense" if uniform else "reference"
-            elif path == "dense" and x.shape[0] * x.shape[-1] >= FUSED_MIN_ELEMENTS:
-                path = "fused"
+            elif (x.shape[0] * x.shape[-1] >= FUSED_MIN_ELEMENTS
+                  and fused_sparse_supports(x, coef, scale_base, scale_spline, uniform)
+                  and fused.extension() is not None):
+                # fastest measured at every grid size, but for tiny outputs (padded to a whole
+                # SIMD vector) on small grids, where the dense C++ path is (docs/performance.md)
+                tiny = 2 * coef.shape[0] <= 512 // torch.finfo(x.dtype).bits
+                path = "fused" if path == "dense" and tiny else "fused_sparse"
     if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
         return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
                                     base_activation)
+    if path == "fused_sparse":
+        if fused_sparse_supports(x, coef, scale_base, scale_spline, uniform) and fused.extension() is not None:
+            return FusedSparseKAN.apply(x, coef, scale_base, scale_spline, grid, spline_order, base_activation)
+        path = "sparse"
     weight = pack_weights(coef, scale_base, scale_spline)  # (n_out, n_in, nb+1)
     if path == "fused":
         if fused.supports(x, weight, uniform) and fused.extension() is not None:

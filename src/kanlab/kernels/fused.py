@@ -33,7 +33,9 @@ from .local import uniform_basis_matrices
 
 __all__ = ["FusedKAN", "extension", "build_error", "supports"]
 
-_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpp", "fused_kan.cpp")
+_SOURCES = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpp", name)
+            for name in ("fused_kan.cpp", "sparse_kan.cpp", "sparse_table.cpp")]
+_HEADERS = [os.path.join(os.path.dirname(_SOURCES[0]), "uniform_basis.h")]
 _LOCK = threading.Lock()
 _STATE: dict = {}  # "module" (None when unavailable) and "error" once a build was tried
 
@@ -61,8 +63,9 @@ def _build():
         from torch.utils import cpp_extension
         if not cpp_extension.is_ninja_available():
             return None, "ninja is not available"
-        flags = ["-O3", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"]
-        module = cpp_extension.load(name=f"kanlab_fused_kan_{_cpu_tag()}", sources=[_SOURCE],
+        flags = ["-O3", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=fast",
+                 "-fopenmp"]
+        module = cpp_extension.load(name=f"kanlab_fused_kan_{_cpu_tag()}", sources=_SOURCES,
                                     extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
         return module, None
     except Exception as err:  # no compiler, failed build, unwritable cache: eager path instead
@@ -70,8 +73,12 @@ def _build():
 
 
 def _cpu_tag() -> str:
-    """Short hash of the CPU's features: ``-march=native`` builds are not shared across CPUs."""
+    """Short hash of the CPU's features and of the C++ sources: ``-march=native`` builds are
+    not shared across CPUs, and checkouts with different kernels do not rebuild over each other."""
     text = platform.machine()
+    for path in _SOURCES + _HEADERS:
+        with open(path, "rb") as f:
+            text += hashlib.sha1(f.read()).hexdigest()
     try:
         with open("/proc/cpuinfo") as f:
             text += next((line for line in f if line.startswith("flags")), "")

@@ -17,63 +17,15 @@
 #include <cmath>
 #include <vector>
 
+#include "uniform_basis.h"
+
+void register_sparse(pybind11::module& mod);  // sparse_kan.cpp
+
 namespace {
 
-// Per-input grid constants: u = x * ih + c.
-template <typename T>
-void grid_constants(const torch::Tensor& grid, std::vector<T>& ih, std::vector<T>& c) {
-  const int64_t n_in = grid.size(0), nk = grid.size(1);
-  const T* g = grid.data_ptr<T>();
-  ih.resize(n_in);
-  c.resize(n_in);
-  for (int64_t i = 0; i < n_in; ++i) {
-    ih[i] = T(1) / (g[i * nk + 1] - g[i * nk]);
-    c[i] = -g[i * nk] * ih[i];
-  }
-}
-
-// Any order k, not unrolled: span[i] and w[j * n_in + i] as in row_weights.
-template <typename T>
-void row_weights_any(const T* x, int64_t n_in, int kk, int n_int, const T* ih, const T* c, const T* m,
-                     T* span, T* w) {
-  const T top = T(n_int);
-  for (int64_t i = 0; i < n_in; ++i) {
-    const T u = x[i] * ih[i] + c[i];
-    T s = std::floor(u);
-    const T f = u - s;
-    s = u >= T(0) ? s : T(-1);
-    span[i] = u < top ? s : top;
-    for (int j = 0; j <= kk; ++j) {
-      T acc = m[kk * (kk + 1) + j];
-      for (int p = kk - 1; p >= 0; --p) acc = acc * f + m[p * (kk + 1) + j];
-      w[j * n_in + i] = acc;
-    }
-  }
-}
-
-// Vectorisable over a row: span[i] in [-1, n_int] (NaN -> -1) and the k + 1 polynomial
-// weights w[j * n_in + i] = sum_p f^p m[p, j] (Horner). KT = k when known at compile time.
-template <typename T, int KT>
-void row_weights(const T* __restrict x, int64_t n_in, int k, int n_int, const T* __restrict ih,
-                 const T* __restrict c, const T* m_in, T* __restrict span, T* __restrict w) {
-  if (KT == 0) return row_weights_any<T>(x, n_in, k, n_int, ih, c, m_in, span, w);
-  constexpr int kk = KT > 0 ? KT : 1;
-  T m[(kk + 1) * (kk + 1)];
-  for (int q = 0; q < (kk + 1) * (kk + 1); ++q) m[q] = m_in[q];
-  const T top = T(n_int);
-  for (int64_t i = 0; i < n_in; ++i) {
-    const T u = x[i] * ih[i] + c[i];
-    T s = std::floor(u);
-    const T f = u - s;
-    s = u >= T(0) ? s : T(-1);
-    span[i] = u < top ? s : top;
-    for (int j = 0; j <= kk; ++j) {
-      T acc = m[kk * (kk + 1) + j];
-      for (int p = kk - 1; p >= 0; --p) acc = acc * f + m[p * (kk + 1) + j];
-      w[j * n_in + i] = acc;
-    }
-  }
-}
+using kanlab_basis::grid_constants;
+using kanlab_basis::over_rows;
+using kanlab_basis::row_weights;
 
 template <typename T, int KT>
 void packed_rows(const T* x, const T* b, T* a, int64_t r0, int64_t r1, int64_t n_in, int k,
@@ -150,21 +102,6 @@ void check(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& 
   TORCH_CHECK(m.is_contiguous() && m.numel() == (k + 1) * (k + 1), "m: (k+1, k+1)");
 }
 
-// Runs fn(r0, r1) over row blocks on at most at::get_num_threads() OpenMP threads.
-template <typename F>
-void over_rows(int64_t n_rows, int64_t row_cost, F fn) {
-  const int64_t want = n_rows * row_cost / 32768 + 1;
-  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), want)));
-  if (nt == 1) { fn(int64_t(0), n_rows); return; }
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t t = omp_get_thread_num(), n_threads = omp_get_num_threads();
-    const int64_t chunk = (n_rows + n_threads - 1) / n_threads;
-    const int64_t r0 = std::min(n_rows, t * chunk), r1 = std::min(n_rows, r0 + chunk);
-    if (r0 < r1) fn(r0, r1);
-  }
-}
-
 }  // namespace
 
 torch::Tensor packed_input(torch::Tensor x, torch::Tensor b, torch::Tensor grid, torch::Tensor m, int64_t k) {
@@ -215,5 +152,6 @@ torch::Tensor input_grad(torch::Tensor gp, torch::Tensor x, torch::Tensor db, to
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.def("packed_input", &packed_input, "x, b(x) (N, n_in) -> packed GEMM input (N, n_in (nb + 1))");
+  register_sparse(mod);
   mod.def("input_grad", &input_grad, "dL/da (N, n_in (nb + 1)), x, b'(x) -> dL/dx (N, n_in)");
 }

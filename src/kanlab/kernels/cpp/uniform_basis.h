@@ -1,0 +1,90 @@
+// Closed-form uniform B-spline pieces shared by the fused kernels (fused_kan.cpp, sparse_kan.cpp).
+//
+// With u = (x - t0) / h, span = floor(u), f = u - span, the k + 1 live bases (or their
+// derivatives in f) are polynomials in f whose coefficients are the (k + 1, k + 1) matrix m
+// (rows: powers of f). span is -1 below the knots and n_int (the number of knot intervals)
+// from the last knot on; NaN inputs get -1.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace kanlab_basis {
+
+// Per-input grid constants: u = x * ih + c.
+template <typename T>
+void grid_constants(const torch::Tensor& grid, std::vector<T>& ih, std::vector<T>& c) {
+  const int64_t n_in = grid.size(0), nk = grid.size(1);
+  const T* g = grid.data_ptr<T>();
+  ih.resize(n_in);
+  c.resize(n_in);
+  for (int64_t i = 0; i < n_in; ++i) {
+    ih[i] = T(1) / (g[i * nk + 1] - g[i * nk]);
+    c[i] = -g[i * nk] * ih[i];
+  }
+}
+
+// Any order k, not unrolled: span[i] and w[j * n_in + i] as in row_weights.
+template <typename T>
+void row_weights_any(const T* x, int64_t n_in, int kk, int n_int, const T* ih, const T* c, const T* m,
+                     T* span, T* w) {
+  const T top = T(n_int);
+  for (int64_t i = 0; i < n_in; ++i) {
+    const T u = x[i] * ih[i] + c[i];
+    T s = std::floor(u);
+    const T f = u - s;
+    s = u >= T(0) ? s : T(-1);
+    span[i] = u < top ? s : top;
+    for (int j = 0; j <= kk; ++j) {
+      T acc = m[kk * (kk + 1) + j];
+      for (int p = kk - 1; p >= 0; --p) acc = acc * f + m[p * (kk + 1) + j];
+      w[j * n_in + i] = acc;
+    }
+  }
+}
+
+// Vectorisable over a row: span[i] in [-1, n_int] (NaN -> -1) and the k + 1 polynomial
+// weights w[j * n_in + i] = sum_p f^p m[p, j] (Horner). KT = k when known at compile time.
+template <typename T, int KT>
+void row_weights(const T* __restrict x, int64_t n_in, int k, int n_int, const T* __restrict ih,
+                 const T* __restrict c, const T* m_in, T* __restrict span, T* __restrict w) {
+  if (KT == 0) return row_weights_any<T>(x, n_in, k, n_int, ih, c, m_in, span, w);
+  constexpr int kk = KT > 0 ? KT : 1;
+  T m[(kk + 1) * (kk + 1)];
+  for (int q = 0; q < (kk + 1) * (kk + 1); ++q) m[q] = m_in[q];
+  const T top = T(n_int);
+  for (int64_t i = 0; i < n_in; ++i) {
+    const T u = x[i] * ih[i] + c[i];
+    T s = std::floor(u);
+    const T f = u - s;
+    s = u >= T(0) ? s : T(-1);
+    span[i] = u < top ? s : top;
+    for (int j = 0; j <= kk; ++j) {
+      T acc = m[kk * (kk + 1) + j];
+      for (int p = kk - 1; p >= 0; --p) acc = acc * f + m[p * (kk + 1) + j];
+      w[j * n_in + i] = acc;
+    }
+  }
+}
+
+// Runs fn(r0, r1) over row blocks on at most at::get_num_threads() OpenMP threads.
+template <typename F>
+void over_rows(int64_t n_rows, int64_t row_cost, F fn) {
+  const int64_t want = n_rows * row_cost / 32768 + 1;
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), want)));
+  if (nt == 1) { fn(int64_t(0), n_rows); return; }
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n_threads = omp_get_num_threads();
+    const int64_t chunk = (n_rows + n_threads - 1) / n_threads;
+    const int64_t r0 = std::min(n_rows, t * chunk), r1 = std::min(n_rows, r0 + chunk);
+    if (r0 < r1) fn(r0, r1);
+  }
+}
+
+}  // namespace kanlab_basis

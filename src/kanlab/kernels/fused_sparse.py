@@ -1,0 +1,110 @@
+"""Optional fused *sparse* C++ kernels on uniform CPU grids: only the ``k + 1`` live bases.
+
+Three OpenMP kernels (``kernels/cpp/sparse_kan.cpp``, built into the same extension as
+:mod:`~kanlab.kernels.fused`) on a padded weight table ``T`` ``(n_in, nc, P, CH)``:
+``P = G + 3k + 1`` rows per input (base row, ``k`` zero rows, the ``G + k`` bases, ``k``
+zero rows), the outputs in ``nc`` chunks of ``CH`` columns (:func:`chunk_width`; zero
+columns pad ``n_out``):
+
+* ``sparse_forward``: ``y[n] = sum_i b(x_ni) T[i, :, 0] + sum_j B_j(x_ni) T[i, :, 1 + s + j]``
+  (``s`` the knot interval from the closed form), accumulated in registers per sample;
+* ``sparse_input_grad``:
+  ``dL/dx[n, i] = <b'(x_ni) T[i, :, 0] + sum_j B'_j(x_ni) T[i, :, 1 + s + j], g[n]>``;
+* ``sparse_table_grad``: the samples of each input grouped by interval (counting sort), each
+  interval's ``k + 1`` row sums of ``B_j g[n]`` kept in registers, inputs in parallel.
+
+Every kernel costs ``O(N n_in (k + 2) n_out)``, independent of ``G``; no ``(N, n_in G)``
+buffer exists (peak memory ~ the output and its gradient). The base activation and its
+derivative stay torch calls; the table is built from ``coef`` and both scales, and its
+gradient mapped back to theirs, by two more small C++ loops (``sparse_table.cpp``), so the
+packed weights of the other paths are never formed.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..activations import base_function
+from .common import _DERIVATIVES, base_and_derivative
+from . import fused
+from .fused import _mats, extension
+from .reference import kan_linear_reference
+
+__all__ = ["FusedSparseKAN", "chunk_width", "supports"]
+
+
+def supports(x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, uniform: bool) -> bool:
+    """Whether the kernels handle these inputs (uniform grid, CPU, float32/64, one dtype)."""
+    return fused.supports(x, coef, uniform) and scale_base.dtype == scale_spline.dtype == x.dtype
+
+
+def chunk_width(n_out: int, dtype: torch.dtype) -> int:
+    """Output columns per chunk of the table: 1, 2 or 4 whole 64-byte vectors of ``dtype``.
+
+    The widest chunk that pads ``n_out`` by at most a quarter more than single vectors do.
+    """
+    lanes = 512 // torch.finfo(dtype).bits
+    def padded(width):
+        return -(-n_out // width) * width
+    return next(lanes * nv for nv in (4, 2, 1) if padded(lanes * nv) <= 1.25 * padded(lanes))
+
+
+class FusedSparseKAN(torch.autograd.Function):
+    """The layer function of :func:`~kanlab.kernels.kan_linear_reference` by the sparse C++
+    kernels (uniform grids, CPU, float32/float64), straight from the parameters: the padded
+    table is built from ``coef`` and both scales in C++ and its gradient mapped back there.
+    Saves ``x``, ``b(x)`` and the table; higher-order derivatives go through the reference.
+
+    Shape: ``x`` ``(N, n_in)``, ``coef`` ``(n_out, n_in, nb)``, scales ``(n_out, n_in)``,
+    ``grid`` ``(n_in, nb + k + 1)`` -> ``(N, n_out)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, grid: Tensor,
+                spline_order: int, base_name: str) -> Tensor:
+        ext, k = extension(), spline_order
+        x = x.contiguous()
+        grid = grid.to(x.dtype).contiguous()
+        coef, scale_base, scale_spline = (t.contiguous() for t in (coef, scale_base, scale_spline))
+        m_w, _ = _mats(k, x.dtype)
+        b = base_function(base_name)(x).contiguous()
+        n_out = coef.shape[0]
+        tab = ext.sparse_table(coef, scale_base, scale_spline, k, chunk_width(n_out, x.dtype))
+        y = ext.sparse_forward(x, b, grid, m_w, tab, k)  # (N, W)
+        ctx.spline_order, ctx.base_name = k, base_name
+        ctx.save_for_backward(x, coef, scale_base, scale_spline, grid, b, tab)
+        return y if y.shape[1] == n_out else y[:, :n_out]
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        x, coef, sb, ss, grid, b, tab = ctx.saved_tensors
+        k, name = ctx.spline_order, ctx.base_name
+        if torch.is_grad_enabled():  # create_graph=True: exact higher-order derivatives
+            return _reference_backward(ctx, grad_out, (x, coef, sb, ss), grid) + (None, None, None)
+        ext = extension()
+        m_w, m_d = _mats(k, x.dtype)
+        g = grad_out.contiguous()
+        width = tab.shape[1] * tab.shape[3]
+        if g.shape[1] != width:
+            g = F.pad(g, (0, width - g.shape[1]))  # (N, W), zero columns
+        gx = gc = gsb = gss = None
+        if ctx.needs_input_grad[0]:
+            if name in _DERIVATIVES:
+                db = _DERIVATIVES[name](x)
+            else:
+                _, db = base_and_derivative(name, x, True)
+            gx = ext.sparse_input_grad(g, x, db.contiguous(), grid, m_d, tab, k)
+        if any(ctx.needs_input_grad[1:4]):
+            gtab = ext.sparse_table_grad(g, x, b, grid, m_w, k, tab.shape[3])
+            gc, gsb, gss = ext.sparse_param_grads(gtab, coef, ss, k)
+        return gx, gc, gsb, gss, None, None, None
+
+
+def _reference_backward(ctx, grad_out: Tensor, inputs: tuple, grid: Tensor) -> tuple:
+    """Gradients of the reference layer function, with a graph (for ``create_graph=True``)."""
+    wants = [t for t, need in zip(inputs, ctx.needs_input_grad[:4]) if need]
+    with torch.enable_grad():
+        y = kan_linear_reference(inputs[0], grid, *inputs[1:], ctx.spline_order, ctx.base_name)
+        grads = iter(torch.autograd.grad(y, wants, grad_out, create_graph=True, allow_unused=True))
+    return tuple(next(grads) if need else None for need in ctx.needs_input_grad[:4])
