@@ -77,7 +77,8 @@ def layer_inputs(model, x: Tensor, l: int) -> Tensor:
 
 
 def _fit_kwargs(kw: dict) -> dict:
-    allowed = {"a_range", "b_range", "grid_number", "zoom_steps", "n_sub", "refine_steps", "max_elements"}
+    allowed = {"a_range", "b_range", "grid_number", "zoom_steps", "n_sub", "refine_steps", "max_elements",
+               "taylor_tol", "taylor_gain"}
     unknown = set(kw) - allowed
     if unknown:
         raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}; fit options are {sorted(allowed)}")
@@ -93,7 +94,8 @@ def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence
     Each candidate is fit as ``c f(a x + b) + d`` to the edge's values on the data ``x``
     (the model's input, ``(N, width[0])``) and scored by r^2 and complexity
     (see :func:`kanlab.symbolic.fit.rank_candidates`; fits that only use a nearly flat
-    slice of a function, cancellation > ``max_cancellation``, rank last). Skipped
+    slice of a function, cancellation > ``max_cancellation``, and Taylor-regime fits no
+    better than a quadratic, ``FitResult.degenerate``, rank last). Skipped
     candidates (non-finite values) are left out.
 
     Returns:
@@ -112,7 +114,7 @@ def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence
     except SingularFitError as err:
         raise SingularFitError(f"edge (l={l}, i={i}, j={j}): {err}") from None
     scores = rank_candidates(res.r2, torch.tensor([e.complexity for e in entries]), weight_simple,
-                             res.cancellation, max_cancellation)
+                             res.cancellation, max_cancellation, res.degenerate)
     order = [int(k) for k in torch.argsort(scores, stable=True) if torch.isfinite(scores[k])]
     return [Suggestion(entries[k].name, float(res.r2[k]), float(scores[k]),
                        tuple(float(v) for v in res.params[k])) for k in order[:topk]]
@@ -210,7 +212,7 @@ def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight
         if live:
             res = fit_functions(xs[~const], ys[~const], [e.torch_fn for e in entries], **fit_kw)
             best = rank_candidates(res.r2, complexity, weight_simple, res.cancellation,
-                                   max_cancellation).argmin(dim=1)  # (E,)
+                                   max_cancellation, res.degenerate).argmin(dim=1)  # (E,)
             for n, (j, i) in enumerate(live):
                 k = int(best[n])
                 r2 = float(res.r2[n, k])
