@@ -177,14 +177,17 @@ def unfix_symbolic(model, l: int, i: int, j: int) -> None:
 
 
 def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight_simple: float = 0.8,
-                  r2_threshold: float = 0.0, max_cancellation: float = 10.0, **fit_kw) -> list[EdgeChoice]:
-    """Snap every numeric edge to its best library function, layer by layer.
+                  r2_threshold: float = 0.0, max_cancellation: float = 10.0,
+                  layers: Sequence[int] | None = None, **fit_kw) -> list[EdgeChoice]:
+    """Snap every numeric edge (of ``layers``, default all) to its best library function, layer by layer.
 
     Layer ``l``'s edges are fit to the values they take when the model (with layers
     ``< l`` already snapped) is fed ``x``; all edges of a layer are fit in one batch.
     Edges constant on ``x`` become ``"0"`` plus their constant. Candidates are ranked as in
     :func:`suggest_symbolic` (``weight_simple``, ``max_cancellation``). An edge whose best
     r^2 is below ``r2_threshold`` stays numeric. Edges already symbolic or switched off are left.
+    Snapping one layer at a time (``layers=[0]``, retrain, ``layers=[1]``, ...) lets the
+    later layers adapt to the closed forms before they are fit in turn.
 
     Returns:
         One :class:`EdgeChoice` per edge considered.
@@ -192,8 +195,11 @@ def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight
     entries = resolve_library(default_library() if library is None else library)
     complexity = torch.tensor([e.complexity for e in entries])
     fit_kw = _fit_kwargs(fit_kw)
+    todo = range(model.depth) if layers is None else sorted(set(layers))
+    if any(not isinstance(l, int) or not 0 <= l < model.depth for l in todo):
+        raise IndexError(f"layers={list(layers)!r} must be layer indices in [0, {model.depth})")
     choices = []
-    for l in range(model.depth):
+    for l in todo:
         layer = model.layers[l]
         edges = [(j, i) for j in range(layer.out_features) for i in range(layer.in_features)
                  if layer.mask[j, i] != 0]
