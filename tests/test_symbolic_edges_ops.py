@@ -139,3 +139,9 @@ def test_auto_symbolic_layers_snaps_only_the_layers_asked():
     assert {c.l for c in later} == {0} and len(later) == 4 and torch.isfinite(model(x)).all()
     with pytest.raises(IndexError, match="layers"):
         model.auto_symbolic(x, layers=[2])
+    fresh = kanlab.KAN([2, 1], seed=0, dtype=torch.float64)
+    for call in (lambda: fresh.auto_symbolic(x, library=["x", "nope"]),
+                 lambda: fresh.suggest_symbolic(0, 0, 0, x, library=["nope"])):
+        with pytest.raises(ValueError, match="unknown symbolic function 'nope'"):
+            call()
+    assert fresh.layers[0].mask.sum() == 2  # nothing was snapped before the error
