@@ -122,27 +122,28 @@ def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], T
     return FitResult(out, r2, cancel, degenerate)
 
 
-def _quadratic_residual(x: Tensor, z: Tensor) -> Tensor:
-    """Fraction of the variance of each row of ``z`` ``(E, ..., N)`` that no quadratic in
-    ``x`` ``(E, N)`` (in [-1, 1]) explains -> ``(E, ...)``; 0 for constant rows."""
-    basis = torch.stack([torch.ones_like(x), x, x * x], dim=-1)  # (E, N, 3)
-    q, _ = torch.linalg.qr(basis)  # orthonormal columns (E, N, 3)
+def _quadratic_residual(q: Tensor, z: Tensor) -> Tensor:
+    """Fraction of the variance of each row of ``z`` ``(E, N)`` that no quadratic explains
+    -> ``(E,)``; ``q`` ``(E, N, 3)`` is an orthonormal basis of the quadratics in x. 0 for
+    constant rows."""
     zc = z - z.mean(dim=-1, keepdim=True)
-    coef = torch.einsum("e...n,enk->e...k", zc, q)
-    resid = zc - torch.einsum("e...k,enk->e...n", coef, q)
+    resid = zc - torch.einsum("ek,enk->en", torch.einsum("en,enk->ek", zc, q), q)
     var = (zc * zc).sum(dim=-1)
-    frac = (resid * resid).sum(dim=-1) / var
-    return torch.where(var > 0, frac, 0.0)
+    return torch.where(var > 0, (resid * resid).sum(dim=-1) / var, 0.0)
 
 
 def _degenerate(functions, xn: Tensor, yn: Tensor, p: Tensor, r2: Tensor, tol: float,
                 gain: float) -> Tensor:
-    """The ``degenerate`` flag of :class:`FitResult`, ``(E, K)`` bool (normalised coordinates)."""
+    """The ``degenerate`` flag of :class:`FitResult`, ``(E, K)`` bool (normalised coordinates,
+    one function at a time: memory ``O(E N)``)."""
     with torch.no_grad():
-        quad = _quadratic_residual(xn, yn)  # (E,) 1 - r^2 of the best quadratic
-        z = torch.stack([fn(p[:, k, 0:1] * xn + p[:, k, 1:2]) for k, fn in enumerate(functions)], dim=1)
-        z = torch.where(torch.isfinite(z), z, 0.0)
-        shape = _quadratic_residual(xn, z)  # (E, K) how far each fitted curve is from a quadratic
+        q, _ = torch.linalg.qr(torch.stack([torch.ones_like(xn), xn, xn * xn], dim=-1))  # (E, N, 3)
+        quad = _quadratic_residual(q, yn)  # (E,) 1 - r^2 of the best quadratic
+        shape = []  # per function: how far each fitted curve f(a x + b) is from a quadratic
+        for k, fn in enumerate(functions):
+            z = fn(p[:, k, 0:1] * xn + p[:, k, 1:2])
+            shape.append(_quadratic_residual(q, torch.where(torch.isfinite(z), z, 0.0)))
+        shape = torch.stack(shape, dim=1)  # (E, K)
     near_quadratic = (shape > 1e-20) & (shape < tol)  # <= 1e-20: an exact polynomial (x, x^2)
     no_gain = (1 - r2) > gain * quad[:, None]
     return near_quadratic & no_gain
