@@ -136,6 +136,21 @@ def test_taylor_regime_cos_cannot_win_by_fitting_noise():
     assert order[0] == "x^2" and bool(res.degenerate[_TAYLOR_LIB.index("cos")])
 
 
+def test_nearly_straight_square_loses_to_x():
+    # x^2 with a huge offset, c (x - 10.4)^2 + d, is a line plus a sliver of curvature: on a
+    # nearly straight, wiggly edge it edges out x in r^2 (pure fit ranking, weight_simple=0),
+    # but explains almost nothing of what the line leaves -> degenerate, x first
+    x = torch.linspace(-1, 1, 400, dtype=torch.float64)
+    y = x + 1e-3 * x ** 2 + 3e-3 * torch.sin(9 * x)
+    names = ["x^2", "x"]
+    res = fit_functions(x, y, [get_function(n).torch_fn for n in names])
+    cx = torch.tensor([get_function(n).complexity for n in names])
+    plain = rank_candidates(res.r2, cx, 0.0, res.cancellation, float("inf"))
+    guarded = rank_candidates(res.r2, cx, 0.0, res.cancellation, float("inf"), res.degenerate)
+    assert int(plain.argmin()) == 0 and int(guarded.argmin()) == 1
+    assert res.degenerate.tolist() == [True, False]
+
+
 @pytest.mark.parametrize("y_fn,best", [(lambda x: torch.cos(3 * x), "cos"), (lambda x: torch.cos(0.5 * x + 0.3), "cos"),
                                        (lambda x: torch.sqrt(2 + x), "sqrt"), (lambda x: torch.exp(0.5 * x), "exp"),
                                        (lambda x: torch.tanh(2 * x), "tanh")])

@@ -33,12 +33,13 @@ class FitResult(NamedTuple):
     (>> 1) mean the fit only uses a nearly flat slice of ``f`` and cancels it with ``d``,
     a Taylor approximation (cos(eps x) ~ 1 - eps^2 x^2 / 2) rather than a real match.
     ``degenerate`` ``(E, K)`` bool marks the other face of that regime: ``f`` is used over an
-    argument range so narrow that ``f(a x + b)`` is nearly a quadratic in ``x`` (all but a
-    fraction ``< taylor_tol`` of its variance), and it does not fit the data clearly better
-    than the best quadratic does (its unexplained variance is more than ``taylor_gain`` times
-    the quadratic's). Its r^2 edge over ``x^2`` is then fitted noise, not shape: e.g. the
-    sum-of-cosines a pruned KAN offers for ``x y``. Exact polynomials (``x``, ``x^2``) are
-    never degenerate.
+    argument range so narrow that ``f(a x + b)`` is nearly a line or a quadratic in ``x``
+    (all but a fraction ``< taylor_tol`` of its variance), and it does not fit the data
+    clearly better than the best line / quadratic does (its unexplained variance is more
+    than ``taylor_gain`` times theirs). Its r^2 edge over ``x`` / ``x^2`` is then fitted
+    noise, not shape: e.g. the sum-of-cosines a pruned KAN offers for ``x y``, or
+    ``(x + 300)^2`` for a nearly straight edge. Exact polynomials (``x``; ``x^2`` against
+    quadratics) are never degenerate.
     """
 
     params: Tensor
@@ -122,9 +123,9 @@ def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], T
     return FitResult(out, r2, cancel, degenerate)
 
 
-def _quadratic_residual(q: Tensor, z: Tensor) -> Tensor:
-    """Fraction of the variance of each row of ``z`` ``(E, N)`` that no quadratic explains
-    -> ``(E,)``; ``q`` ``(E, N, 3)`` is an orthonormal basis of the quadratics in x. 0 for
+def _poly_residual(q: Tensor, z: Tensor) -> Tensor:
+    """Fraction of the variance of each row of ``z`` ``(E, N)`` that no polynomial of the
+    basis ``q`` ``(E, N, m)`` (orthonormal, constants included) explains -> ``(E,)``; 0 for
     constant rows."""
     zc = z - z.mean(dim=-1, keepdim=True)
     resid = zc - torch.einsum("ek,enk->en", torch.einsum("en,enk->ek", zc, q), q)
@@ -135,18 +136,19 @@ def _quadratic_residual(q: Tensor, z: Tensor) -> Tensor:
 def _degenerate(functions, xn: Tensor, yn: Tensor, p: Tensor, r2: Tensor, tol: float,
                 gain: float) -> Tensor:
     """The ``degenerate`` flag of :class:`FitResult`, ``(E, K)`` bool (normalised coordinates,
-    one function at a time: memory ``O(E N)``)."""
+    one function at a time: memory ``O(E N)``). Checked against lines and quadratics."""
     with torch.no_grad():
-        q, _ = torch.linalg.qr(torch.stack([torch.ones_like(xn), xn, xn * xn], dim=-1))  # (E, N, 3)
-        quad = _quadratic_residual(q, yn)  # (E,) 1 - r^2 of the best quadratic
-        shape = []  # per function: how far each fitted curve f(a x + b) is from a quadratic
-        for k, fn in enumerate(functions):
-            z = fn(p[:, k, 0:1] * xn + p[:, k, 1:2])
-            shape.append(_quadratic_residual(q, torch.where(torch.isfinite(z), z, 0.0)))
-        shape = torch.stack(shape, dim=1)  # (E, K)
-    near_quadratic = (shape > 1e-20) & (shape < tol)  # <= 1e-20: an exact polynomial (x, x^2)
-    no_gain = (1 - r2) > gain * quad[:, None]
-    return near_quadratic & no_gain
+        q2, _ = torch.linalg.qr(torch.stack([torch.ones_like(xn), xn, xn * xn], dim=-1))  # (E, N, 3)
+        bases = (q2[..., :2], q2)  # degree <= 1, degree <= 2 (Gram-Schmidt keeps the prefix)
+        flags = torch.zeros(r2.shape, dtype=torch.bool)
+        for q in bases:
+            best = _poly_residual(q, yn)  # (E,) 1 - r^2 of the best polynomial
+            for k, fn in enumerate(functions):
+                z = fn(p[:, k, 0:1] * xn + p[:, k, 1:2])
+                shape = _poly_residual(q, torch.where(torch.isfinite(z), z, 0.0))  # (E,)
+                near = (shape > 1e-20) & (shape < tol)  # <= 1e-20: an exact polynomial (x, x^2)
+                flags[:, k] |= near & ((1 - r2[:, k]) > gain * best)
+    return flags
 
 
 def _is_identity(fn) -> bool:
