@@ -20,7 +20,12 @@ What a user tunes per law is in ``LAWS``, with the seeds it was checked on:
   a non-library curve and do not.
 - the Gaussian snaps its inner layer with the library ``["x", "x^2"]``: in [1,1,1] the
   split between inner and outer edge is not identifiable, and the numeric inner edge is
-  an odd, sin-like curve that the full library matches with cos(cos(x)).
+  an odd, sin-like curve that the full library matches with cos(cos(x)). Seeds 0 and 1
+  work; seeds 2 and 3 learn an inner edge with real lopsided curvature (r^2 0.998 for
+  x^2, 0.976 for x) and end at RMSE 2% of the std.
+
+Other seeds checked (same recipes, all pass): x*y 2-3, x/y 2-3, (x+y)/(1+xy) 2-3,
+sqrt(1+x^2+y^2) 2-3, exp(sin(pi x)+y^2) 2 (prunes to [2,2,1], exact formula).
 """
 import math
 
