@@ -127,3 +127,21 @@ def test_import_does_not_load_sympy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "PYTHONPATH": "src"})
     assert out.stdout.strip() == "False"
+
+
+def test_auto_symbolic_layers_snaps_only_the_layers_asked():
+    model = kanlab.KAN([2, 2, 1], grid_size=5, seed=0, dtype=torch.float64)
+    x = torch.rand(200, 2, dtype=torch.float64) * 2 - 1
+    choices = model.auto_symbolic(x, layers=[1])
+    assert {c.l for c in choices} == {1} and len(choices) == 2
+    assert model.layers[0].mask.sum() == 4 and model.layers[1].mask.sum() == 0  # layer 0 still numeric
+    later = model.auto_symbolic(x, layers=[0])
+    assert {c.l for c in later} == {0} and len(later) == 4 and torch.isfinite(model(x)).all()
+    with pytest.raises(IndexError, match="layers"):
+        model.auto_symbolic(x, layers=[2])
+    fresh = kanlab.KAN([2, 1], seed=0, dtype=torch.float64)
+    for call in (lambda: fresh.auto_symbolic(x, library=["x", "nope"]),
+                 lambda: fresh.suggest_symbolic(0, 0, 0, x, library=["nope"])):
+        with pytest.raises(ValueError, match="unknown symbolic function 'nope'"):
+            call()
+    assert fresh.layers[0].mask.sum() == 2  # nothing was snapped before the error

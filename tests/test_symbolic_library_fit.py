@@ -101,6 +101,69 @@ def test_ranking_prefers_simple_exact_and_flags_taylor_slices():
         rank_candidates(res.r2, cx, 1.5)
 
 
+_TAYLOR_LIB = ["cos", "gaussian", "sin", "x^2", "x", "exp", "tanh", "sqrt"]  # cos first: ties go to it
+
+
+def _rank(x, y, guard=True):
+    """Library names best first, ranked without the cancellation guard (only ``degenerate``)."""
+    res = fit_functions(x, y, [get_function(n).torch_fn for n in _TAYLOR_LIB])
+    cx = torch.tensor([get_function(n).complexity for n in _TAYLOR_LIB])
+    score = rank_candidates(res.r2, cx, 0.8, res.cancellation, float("inf"), res.degenerate if guard else None)
+    return [_TAYLOR_LIB[int(k)] for k in score.argsort(stable=True)], res
+
+
+@pytest.mark.parametrize("lo,hi", [(-1.0, 1.0), (0.5, 2.0)])
+def test_taylor_regime_cos_loses_to_exact_square(lo, hi):
+    # noise-free float64 x^2: cos(eps x) with c ~ 1/eps^2 matches it to r^2 ~ 1 - 1e-8, at the
+    # same complexity; the degenerate flag (not the cancellation guard) ranks it below x^2
+    x = torch.linspace(lo, hi, 400, dtype=torch.float64)
+    order, res = _rank(x, 3 * x ** 2 - 1)
+    cos, sq = _TAYLOR_LIB.index("cos"), _TAYLOR_LIB.index("x^2")
+    assert order[0] == "x^2" and float(res.r2[sq]) > 1 - 1e-12
+    assert bool(res.degenerate[cos]) and float(res.r2[cos]) > 1 - 1e-4  # a close competitor, flagged
+    assert not bool(res.degenerate[sq]) and not bool(res.degenerate[_TAYLOR_LIB.index("x")])
+
+
+def test_taylor_regime_cos_cannot_win_by_fitting_noise():
+    # a near-quadratic edge with a small wiggle (what a pruned KAN's edge for x*y looks
+    # like): cos's quartic Taylor term buys a sliver of r^2 over x^2 -- enough to win
+    # the plain score -- but explains little of what the quadratic leaves: degenerate
+    x = torch.linspace(-1, 1, 400, dtype=torch.float64)
+    y = x ** 2 - 0.01 * x ** 4 + 2e-3 * torch.sin(9 * x)
+    unguarded, _ = _rank(x, y, guard=False)
+    order, res = _rank(x, y)
+    assert unguarded[0] == "cos"  # the failure the guard exists for
+    assert order[0] == "x^2" and bool(res.degenerate[_TAYLOR_LIB.index("cos")])
+
+
+def test_nearly_straight_square_loses_to_x():
+    # x^2 with a huge offset, c (x - 10.4)^2 + d, is a line plus a sliver of curvature: on a
+    # nearly straight, wiggly edge it edges out x in r^2 (pure fit ranking, weight_simple=0),
+    # but explains almost nothing of what the line leaves -> degenerate, x first
+    x = torch.linspace(-1, 1, 400, dtype=torch.float64)
+    y = x + 1e-3 * x ** 2 + 3e-3 * torch.sin(9 * x)
+    names = ["x^2", "x"]
+    res = fit_functions(x, y, [get_function(n).torch_fn for n in names])
+    cx = torch.tensor([get_function(n).complexity for n in names])
+    plain = rank_candidates(res.r2, cx, 0.0, res.cancellation, float("inf"))
+    guarded = rank_candidates(res.r2, cx, 0.0, res.cancellation, float("inf"), res.degenerate)
+    assert int(plain.argmin()) == 0 and int(guarded.argmin()) == 1
+    assert res.degenerate.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("y_fn,best", [(lambda x: torch.cos(3 * x), "cos"), (lambda x: torch.cos(0.5 * x + 0.3), "cos"),
+                                       (lambda x: torch.sqrt(2 + x), "sqrt"), (lambda x: torch.exp(0.5 * x), "exp"),
+                                       (lambda x: torch.tanh(2 * x), "tanh")])
+def test_taylor_guard_keeps_real_shapes(y_fn, best):
+    # genuine curves, some nearly quadratic over the range (cos(x/2), sqrt(2 + x), exp(x/2)):
+    # fit exactly, they beat the best quadratic by orders of magnitude and must stay first
+    x = torch.linspace(-1, 1, 400, dtype=torch.float64)
+    order, res = _rank(x, y_fn(x))
+    k = _TAYLOR_LIB.index(best)
+    assert order[0] == best or (best == "cos" and order[0] == "sin"), order  # cos(u) = sin(u + pi/2)
+    assert not bool(res.degenerate[k]) and float(res.r2[k]) > 1 - 1e-12
+
+
 @pytest.mark.parametrize("name,params", [("x^2", (-2.0, 0.6, 0.5, 1.0)), ("exp", (1.5, -2.0, 3.0, 0.1)),
                                          ("x", (2.0, 1.0, 3.0, 0.5)), ("1/sqrt", (4.0, 1.0, 2.0, 0.0))])
 def test_canonical_params_keep_the_function(name, params):

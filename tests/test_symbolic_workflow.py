@@ -1,10 +1,31 @@
 """Acceptance: fit sparse -> prune -> refine -> auto_symbolic -> fit -> formula recovers known laws (float64).
 
-exp(sin(pi x) + y^2) runs the whole workflow from [2,5,1] (``test_pruned_workflow_*``,
-the one examples/discover.py runs). The other laws start from the architecture pruning
-would leave ([2,1,1], a MultKAN [2,[0,1](,1)] with the cross edges switched off, [2,1],
-[1,1]). Training a KAN from scratch can stall in a local minimum for some seeds; the
-seeds and base activations below are ones where plain LBFGS training works.
+Every law runs the whole workflow from a wide KAN (:func:`discover`): fit_sparse, prune
+(the width it leaves is whatever pruning gives; asserted), fit, refine to G=10, fit, then
+auto_symbolic one layer at a time with a short fit after each (the numeric layers above
+adapt to the closed forms below them before they are fit in turn: snapping all layers at
+once fits the outer edges to inputs they were never trained on), polish_symbolic, formula.
+What a user tunes per law is in ``LAWS``, with the seeds it was checked on:
+
+- x*y starts from a MultKAN with multiplication nodes only, ``[2, [0, 2], 1]`` (KAN 2.0);
+  one mult node is pruned away. (From sum nodes, [2,5,1] prunes to [2,2,1] and, snapped
+  layer by layer, gives ((a x + y)^2 - (a x - y)^2)/(4 a): exact, but not printed as x0*x1.)
+- x/y needs nothing special: [2,5,1] prunes to [2,1,1] = exp(log x - log y).
+- (x+y)/(1+xy) needs ``weight_simple=0.2``: at 0.8 arctanh (complexity 4) loses to ``x``
+  with r^2 = 0.992.
+- sin(pi x)+cos(pi y) starts from G=5 with ``lamb=1e-2`` in the first sparse phase (at
+  G=3, or with the weak first phase, the sparse fit spreads sin(pi x) over 2-3 nodes).
+  Even so it is the least reliable: seeds 0 and 3 prune to [2,2,1] / [2,1,1] and give
+  the exact law, seed 4 prunes to [2,3,1] and still does, seeds 1 and 2 fold y into
+  a non-library curve and do not.
+- the Gaussian snaps its inner layer with the library ``["x", "x^2"]``: in [1,1,1] the
+  split between inner and outer edge is not identifiable, and the numeric inner edge is
+  an odd, sin-like curve that the full library matches with cos(cos(x)). Seeds 0 and 1
+  work; seeds 2 and 3 learn an inner edge with real lopsided curvature (r^2 0.998 for
+  x^2, 0.976 for x) and end at RMSE 2% of the std.
+
+Other seeds checked (same recipes, all pass): x*y 2-3, x/y 2-3, (x+y)/(1+xy) 2-3,
+sqrt(1+x^2+y^2) 2-3, exp(sin(pi x)+y^2) 2 (prunes to [2,2,1], exact formula).
 """
 import math
 
@@ -21,21 +42,26 @@ from kanlab.symbolic import polish_symbolic, to_numpy  # noqa: E402
 x0, x1 = sympy.symbols("x0 x1")
 PI = math.pi
 
-CASES = {
-    "exp_sin_sq": (lambda x: torch.exp(torch.sin(PI * x[:, [0]]) + x[:, [1]] ** 2), (-1, 1),
-                   dict(width=[2, 1, 1], seed=1), {}, sympy.exp(sympy.sin(sympy.pi * x0) + x1 ** 2)),
-    "product": (lambda x: x[:, [0]] * x[:, [1]], (-1, 1), dict(width=[2, [0, 1], 1], seed=0, diag=True), {},
-                x0 * x1),
-    "quotient": (lambda x: x[:, [0]] / x[:, [1]], (0.5, 2), dict(width=[2, [0, 1]], seed=1, diag=True), {},
-                 x0 / x1),
-    "sin_cos": (lambda x: torch.sin(PI * x[:, [0]]) + torch.cos(PI * x[:, [1]]), (-1, 1),
-                dict(width=[2, 1], seed=0), {}, None),
-    "velocity": (lambda x: (x[:, [0]] + x[:, [1]]) / (1 + x[:, [0]] * x[:, [1]]), (-0.8, 0.8),
-                 dict(width=[2, 1, 1], seed=0), dict(weight_simple=0.2), None),
-    "sqrt": (lambda x: torch.sqrt(1 + x[:, [0]] ** 2 + x[:, [1]] ** 2), (-1, 1),
-             dict(width=[2, 1, 1], seed=0, base_activation="identity"), {}, None),
-    "gaussian": (lambda x: torch.exp(-x[:, [0]] ** 2 / 2) / math.sqrt(2 * PI), (-2, 2),
-                 dict(width=[1, 1], seed=0), {}, None),
+
+def _law(f, n_var, rng, width, pruned, seeds, exact=None, grid_size=3, lamb=1e-3, weight_simple=0.8,
+         inner_library=None):
+    return dict(f=f, n_var=n_var, rng=rng, width=width, pruned=pruned, seeds=seeds, exact=exact,
+                grid_size=grid_size, lamb=lamb, weight_simple=weight_simple, inner_library=inner_library)
+
+
+LAWS = {
+    "exp_sin_sq": _law(lambda x: torch.exp(torch.sin(PI * x[:, [0]]) + x[:, [1]] ** 2), 2, (-1, 1),
+                       [2, 5, 1], [2, 1, 1], [0, 1], sympy.exp(sympy.sin(sympy.pi * x0) + x1 ** 2)),
+    "product": _law(lambda x: x[:, [0]] * x[:, [1]], 2, (-1, 1), [2, [0, 2], 1], [2, [0, 1], 1], [0, 1], x0 * x1),
+    "quotient": _law(lambda x: x[:, [0]] / x[:, [1]], 2, (0.5, 2), [2, 5, 1], [2, 1, 1], [0, 1], x0 / x1),
+    "sin_cos": _law(lambda x: torch.sin(PI * x[:, [0]]) + torch.cos(PI * x[:, [1]]), 2, (-1, 1),
+                    [2, 5, 1], ([2, 2, 1], [2, 1, 1]), [0, 3], grid_size=5, lamb=1e-2),
+    "velocity": _law(lambda x: (x[:, [0]] + x[:, [1]]) / (1 + x[:, [0]] * x[:, [1]]), 2, (-0.8, 0.8),
+                     [2, 5, 1], [2, 1, 1], [0, 1], weight_simple=0.2),
+    "sqrt": _law(lambda x: torch.sqrt(1 + x[:, [0]] ** 2 + x[:, [1]] ** 2), 2, (-1, 1),
+                 [2, 5, 1], [2, 1, 1], [0, 1]),
+    "gaussian": _law(lambda x: torch.exp(-x[:, [0]] ** 2 / 2) / math.sqrt(2 * PI), 1, (-2, 2),
+                     [1, 5, 1], [1, 1, 1], [0, 1], inner_library=["x", "x^2"]),
 }
 
 
@@ -48,51 +74,54 @@ def _fresh_rmse(f, formula, n_var, rng):
     return float(((pred - truth) ** 2).mean().sqrt()), float(truth.std())
 
 
-def run_workflow(name, n_train=300):
-    f, rng, arch, auto_kw, exact = CASES[name]
-    arch = dict(arch)
-    diag = arch.pop("diag", False)
-    n_var = arch["width"][0]
-    data = from_function(f, n_var=n_var, ranges=rng, n_train=n_train, n_test=1000, seed=0,
-                         dtype=torch.float64)
-    model = kanlab.KAN(grid_size=5, grid_range=rng, dtype=torch.float64, **arch)
-    if diag:
-        with torch.no_grad():
-            model.layers[0].mask.copy_(torch.eye(2, dtype=torch.float64))
+def discover(name, seed, n_train=1000, steps=50):
+    """The whole workflow for ``LAWS[name]``; returns (pruned width, formula, RMSE, std of f)."""
+    law = LAWS[name]
+    data = from_function(law["f"], n_var=law["n_var"], ranges=law["rng"], n_train=n_train, n_test=1000,
+                         seed=seed, dtype=torch.float64)
+    model = kanlab.KAN(law["width"], grid_size=law["grid_size"], grid_range=law["rng"], seed=seed,
+                       dtype=torch.float64)
+    fit_sparse(model, data, steps=steps, lamb=law["lamb"], sparse_lamb=1e-2, progress=False)
+    model = model.prune(data.train_input)
+    width = model.width
     model.fit(data, steps=30, progress=False)
     model = model.refine(10)
     model.fit(data, steps=30, progress=False)
-    model.auto_symbolic(data.train_input, **auto_kw)
-    model.fit(data, steps=20, progress=False, update_grid=False)
+    for l in range(model.depth):  # snap a layer, let the numeric layers above adapt, snap the next
+        library = law["inner_library"] if l < model.depth - 1 else None
+        model.auto_symbolic(data.train_input, weight_simple=law["weight_simple"], library=library, layers=[l])
+        model.fit(data, steps=20, progress=False, update_grid=l < model.depth - 1)
     polish_symbolic(model, data.train_input, data.train_label)
     formula = model.symbolic_formula()[0]
-    rmse, std = _fresh_rmse(f, formula, n_var, rng)
-    return formula, rmse, std, exact
+    return (width, formula) + _fresh_rmse(law["f"], formula, law["n_var"], law["rng"])
 
 
-def _check(name):
-    formula, rmse, std, exact = run_workflow(name)
-    assert rmse <= 1e-6 * std, f"{name}: formula {formula} has RMSE {rmse:.3e} (std {std:.3e})"
-    if exact is not None:
-        assert sympy.simplify(formula - exact) == 0, f"{name}: got {formula}, expected {exact}"
+def _check_law(name, seed, n_train=1000, steps=50):
+    law = LAWS[name]
+    width, formula, rmse, std = discover(name, seed, n_train, steps)
+    allowed = law["pruned"] if isinstance(law["pruned"], tuple) else (law["pruned"],)
+    assert width in allowed, f"{name}, seed {seed}: pruning left {width} (formula {formula})"
+    assert rmse <= 1e-6 * std, f"{name}, seed {seed}: formula {formula} has RMSE {rmse:.3e} (std {std:.3e})"
+    if law["exact"] is not None:
+        assert sympy.simplify(formula - law["exact"]) == 0, f"{name}, seed {seed}: got {formula}"
 
 
-@pytest.mark.parametrize("name", ["product"])
-def test_workflow_recovers_exact_formula(name):
-    _check(name)
+def test_workflow_discovers_product_from_a_wide_multkan():
+    # a smaller run of the recipe (300 samples, 30 + 30 sparse steps)
+    _check_law("product", seed=0, n_train=300, steps=30)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["exp_sin_sq", "quotient", "sin_cos", "velocity", "sqrt", "gaussian"])
-def test_workflow_recovers_formula_slow(name):
-    _check(name)
+@pytest.mark.parametrize("name,seed", [(n, s) for n, law in LAWS.items() for s in law["seeds"]])
+def test_workflow_discovers_law_slow(name, seed):
+    _check_law(name, seed)
 
 
 # ---------------------------------------------------------------------- the whole workflow, with pruning
 def run_pruned_workflow(seed, n_train, steps=50):
     """examples/discover.py: [2,5,1] -> fit_sparse -> prune -> fit -> refine(10) -> fit ->
     auto_symbolic -> fit -> polish. Returns the pruned width and the final model."""
-    f = CASES["exp_sin_sq"][0]
+    f = LAWS["exp_sin_sq"]["f"]
     data = from_function(f, n_var=2, ranges=(-1, 1), n_train=n_train, n_test=1000, seed=seed,
                          dtype=torch.float64)
     model = kanlab.KAN([2, 5, 1], grid_size=3, seed=seed, dtype=torch.float64)
@@ -117,8 +146,8 @@ def _check_pruned_workflow(seed, n_train, steps=50):
 
 def _check_formula(model, seed):
     formula = model.symbolic_formula()[0]
-    assert sympy.simplify(formula - CASES["exp_sin_sq"][4]) == 0, f"seed {seed}: got {formula}"
-    rmse, std = _fresh_rmse(CASES["exp_sin_sq"][0], formula, 2, (-1, 1))
+    assert sympy.simplify(formula - LAWS["exp_sin_sq"]["exact"]) == 0, f"seed {seed}: got {formula}"
+    rmse, std = _fresh_rmse(LAWS["exp_sin_sq"]["f"], formula, 2, (-1, 1))
     assert rmse <= 1e-6 * std, f"seed {seed}: formula {formula} has RMSE {rmse:.3e} (std {std:.3e})"
 
 

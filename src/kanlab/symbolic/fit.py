@@ -32,11 +32,20 @@ class FitResult(NamedTuple):
     ``cancellation`` ``(E, K)`` is ``max |c f(a x + b)| / (max y - min y)``: large values
     (>> 1) mean the fit only uses a nearly flat slice of ``f`` and cancels it with ``d``,
     a Taylor approximation (cos(eps x) ~ 1 - eps^2 x^2 / 2) rather than a real match.
+    ``degenerate`` ``(E, K)`` bool marks the other face of that regime: ``f`` is used over an
+    argument range so narrow that ``f(a x + b)`` is nearly a line or a quadratic in ``x``
+    (all but a fraction ``< taylor_tol`` of its variance), and it does not fit the data
+    clearly better than the best line / quadratic does (its unexplained variance is more
+    than ``taylor_gain`` times theirs). Its r^2 edge over ``x`` / ``x^2`` is then fitted
+    noise, not shape: e.g. the sum-of-cosines a pruned KAN offers for ``x y``, or
+    ``(x + 300)^2`` for a nearly straight edge. Exact polynomials (``x``; ``x^2`` against
+    quadratics) are never degenerate.
     """
 
     params: Tensor
     r2: Tensor
     cancellation: Tensor
+    degenerate: Tensor
 
 
 def is_constant(y: Tensor, rtol: float = 1e-9) -> Tensor:
@@ -49,7 +58,8 @@ def is_constant(y: Tensor, rtol: float = 1e-9) -> Tensor:
 def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], Tensor]],
                   a_range=(-10.0, 10.0), b_range=(-10.0, 10.0), grid_number: int = 21,
                   zoom_steps: int = 2, n_sub: int = 64, n_refine: int = 256, refine_top: int = 6,
-                  refine_steps: int = 20, max_elements: int = 2 ** 18) -> FitResult:
+                  refine_steps: int = 50, max_elements: int = 2 ** 18, taylor_tol: float = 1e-3,
+                  taylor_gain: float = 0.1) -> FitResult:
     """Fit ``y ~ c f(a x + b) + d`` for every function ``f`` and every edge.
 
     The search is scale-free: ``x`` is first mapped to [-1, 1] (per edge), and ``a_range``,
@@ -66,10 +76,11 @@ def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], T
         n_sub, n_refine: points (spread over x's range) used by the grid search and the refinement.
         refine_top: candidates refined per edge; refine_steps: Levenberg-Marquardt steps.
         max_elements: cap on the function values held at once during the grid search.
+        taylor_tol, taylor_gain: thresholds of the ``degenerate`` flag (see :class:`FitResult`).
 
     Returns:
-        :class:`FitResult` with ``params`` ``(E, K, 4)`` and ``r2`` ``(E, K)`` (squeezed to
-        ``(K, 4)`` / ``(K,)`` for 1-D input).
+        :class:`FitResult` with ``params`` ``(E, K, 4)``, ``r2``, ``cancellation`` and
+        ``degenerate`` ``(E, K)`` (squeezed to ``(K, 4)`` / ``(K,)`` for 1-D input).
 
     Raises:
         SingularFitError: an edge's input or output is constant (nothing to fit).
@@ -99,13 +110,45 @@ def fit_functions(x: Tensor, y: Tensor, functions: Sequence[Callable[[Tensor], T
                                    p[:, k, 2] * p[:, k, 0], p[:, k, 3] + p[:, k, 2] * p[:, k, 1]], dim=-1)
     r2, cancel = (torch.stack(v, dim=1) for v in zip(*(_r2(fn, xn, yn, p[:, k], True)
                                                          for k, fn in enumerate(functions))))  # (E, K)
+    degenerate = _degenerate(functions, xn, yn, p, r2, taylor_tol, taylor_gain)
     out = _denormalize(p, mu, s, ym, ys)
     bad = ~torch.isfinite(out).all(dim=-1) | ~torch.isfinite(r2)
     r2 = torch.where(bad, float("-inf"), r2)
     out = torch.where(bad[..., None], torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=out.dtype), out)
     cancel = torch.where(bad | ~torch.isfinite(cancel), float("inf"), cancel)
+    degenerate = degenerate & ~bad
     out, r2, cancel = out.to(dtype), r2.to(dtype), cancel.to(dtype)
-    return FitResult(out[0], r2[0], cancel[0]) if squeeze else FitResult(out, r2, cancel)
+    if squeeze:
+        return FitResult(out[0], r2[0], cancel[0], degenerate[0])
+    return FitResult(out, r2, cancel, degenerate)
+
+
+def _poly_residual(q: Tensor, z: Tensor) -> Tensor:
+    """Fraction of the variance of each row of ``z`` ``(E, N)`` that no polynomial of the
+    basis ``q`` ``(E, N, m)`` (orthonormal, constants included) explains -> ``(E,)``; 0 for
+    constant rows."""
+    zc = z - z.mean(dim=-1, keepdim=True)
+    resid = zc - torch.einsum("ek,enk->en", torch.einsum("en,enk->ek", zc, q), q)
+    var = (zc * zc).sum(dim=-1)
+    return torch.where(var > 0, (resid * resid).sum(dim=-1) / var, 0.0)
+
+
+def _degenerate(functions, xn: Tensor, yn: Tensor, p: Tensor, r2: Tensor, tol: float,
+                gain: float) -> Tensor:
+    """The ``degenerate`` flag of :class:`FitResult`, ``(E, K)`` bool (normalised coordinates,
+    one function at a time: memory ``O(E N)``). Checked against lines and quadratics."""
+    with torch.no_grad():
+        q2, _ = torch.linalg.qr(torch.stack([torch.ones_like(xn), xn, xn * xn], dim=-1))  # (E, N, 3)
+        bases = (q2[..., :2], q2)  # degree <= 1, degree <= 2 (Gram-Schmidt keeps the prefix)
+        flags = torch.zeros(r2.shape, dtype=torch.bool)
+        for q in bases:
+            best = _poly_residual(q, yn)  # (E,) 1 - r^2 of the best polynomial
+            for k, fn in enumerate(functions):
+                z = fn(p[:, k, 0:1] * xn + p[:, k, 1:2])
+                shape = _poly_residual(q, torch.where(torch.isfinite(z), z, 0.0))  # (E,)
+                near = (shape > 1e-20) & (shape < tol)  # <= 1e-20: an exact polynomial (x, x^2)
+                flags[:, k] |= near & ((1 - r2[:, k]) > gain * best)
+    return flags
 
 
 def _is_identity(fn) -> bool:
@@ -126,11 +169,13 @@ def _denormalize(p: Tensor, mu: Tensor, s: Tensor, ym: Tensor, ys: Tensor) -> Te
 
 
 def rank_candidates(r2: Tensor, complexity: Tensor, weight_simple: float = 0.8,
-                    cancellation: Tensor | None = None, max_cancellation: float = 10.0) -> Tensor:
+                    cancellation: Tensor | None = None, max_cancellation: float = 10.0,
+                    degenerate: Tensor | None = None) -> Tensor:
     """pykan's score, lower is better: ``(1 - w) log2(1 + 1e-5 - r2) + w complexity``.
 
-    Candidates whose ``cancellation`` exceeds ``max_cancellation`` (Taylor-slice fits, see
-    :class:`FitResult`) are ranked after all others, unless that leaves nothing.
+    Candidates whose ``cancellation`` exceeds ``max_cancellation`` or that are marked
+    ``degenerate`` (Taylor-regime fits, see :class:`FitResult`) are ranked after all
+    others, unless that leaves nothing.
 
     Shape: ``r2`` ``(..., K)``, ``complexity`` ``(K,)`` -> ``(..., K)``; skipped
     candidates (``r2 = -inf``) score ``+inf``.
@@ -141,8 +186,12 @@ def rank_candidates(r2: Tensor, complexity: Tensor, weight_simple: float = 0.8,
     fit_loss = torch.log2(1 + 1e-5 - r2.clamp(max=1.0).clamp(min=-1e30))
     score = (1 - weight_simple) * fit_loss + weight_simple * complexity.to(torch.float64)
     score = torch.where(torch.isfinite(r2), score, float("inf"))
+    flat = torch.zeros_like(score, dtype=torch.bool)
     if cancellation is not None:
-        flat = cancellation.to(torch.float64) > max_cancellation
+        flat = flat | (cancellation.to(torch.float64) > max_cancellation)
+    if degenerate is not None:
+        flat = flat | degenerate.to(torch.bool)
+    if cancellation is not None or degenerate is not None:
         some_left = (torch.isfinite(score) & ~flat).any(dim=-1, keepdim=True)
         score = torch.where(flat & some_left & torch.isfinite(score), score + 1e6, score)
     return score

@@ -77,7 +77,8 @@ def layer_inputs(model, x: Tensor, l: int) -> Tensor:
 
 
 def _fit_kwargs(kw: dict) -> dict:
-    allowed = {"a_range", "b_range", "grid_number", "zoom_steps", "n_sub", "refine_steps", "max_elements"}
+    allowed = {"a_range", "b_range", "grid_number", "zoom_steps", "n_sub", "refine_steps", "max_elements",
+               "taylor_tol", "taylor_gain"}
     unknown = set(kw) - allowed
     if unknown:
         raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}; fit options are {sorted(allowed)}")
@@ -93,7 +94,8 @@ def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence
     Each candidate is fit as ``c f(a x + b) + d`` to the edge's values on the data ``x``
     (the model's input, ``(N, width[0])``) and scored by r^2 and complexity
     (see :func:`kanlab.symbolic.fit.rank_candidates`; fits that only use a nearly flat
-    slice of a function, cancellation > ``max_cancellation``, rank last). Skipped
+    slice of a function, cancellation > ``max_cancellation``, and Taylor-regime fits no
+    better than a quadratic, ``FitResult.degenerate``, rank last). Skipped
     candidates (non-finite values) are left out.
 
     Returns:
@@ -112,7 +114,7 @@ def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence
     except SingularFitError as err:
         raise SingularFitError(f"edge (l={l}, i={i}, j={j}): {err}") from None
     scores = rank_candidates(res.r2, torch.tensor([e.complexity for e in entries]), weight_simple,
-                             res.cancellation, max_cancellation)
+                             res.cancellation, max_cancellation, res.degenerate)
     order = [int(k) for k in torch.argsort(scores, stable=True) if torch.isfinite(scores[k])]
     return [Suggestion(entries[k].name, float(res.r2[k]), float(scores[k]),
                        tuple(float(v) for v in res.params[k])) for k in order[:topk]]
@@ -175,14 +177,17 @@ def unfix_symbolic(model, l: int, i: int, j: int) -> None:
 
 
 def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight_simple: float = 0.8,
-                  r2_threshold: float = 0.0, max_cancellation: float = 10.0, **fit_kw) -> list[EdgeChoice]:
-    """Snap every numeric edge to its best library function, layer by layer.
+                  r2_threshold: float = 0.0, max_cancellation: float = 10.0,
+                  layers: Sequence[int] | None = None, **fit_kw) -> list[EdgeChoice]:
+    """Snap every numeric edge (of ``layers``, default all) to its best library function, layer by layer.
 
     Layer ``l``'s edges are fit to the values they take when the model (with layers
     ``< l`` already snapped) is fed ``x``; all edges of a layer are fit in one batch.
     Edges constant on ``x`` become ``"0"`` plus their constant. Candidates are ranked as in
     :func:`suggest_symbolic` (``weight_simple``, ``max_cancellation``). An edge whose best
     r^2 is below ``r2_threshold`` stays numeric. Edges already symbolic or switched off are left.
+    Snapping one layer at a time (``layers=[0]``, retrain, ``layers=[1]``, ...) lets the
+    later layers adapt to the closed forms before they are fit in turn.
 
     Returns:
         One :class:`EdgeChoice` per edge considered.
@@ -190,8 +195,11 @@ def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight
     entries = resolve_library(default_library() if library is None else library)
     complexity = torch.tensor([e.complexity for e in entries])
     fit_kw = _fit_kwargs(fit_kw)
+    todo = range(model.depth) if layers is None else sorted(set(layers))
+    if any(not isinstance(l, int) or not 0 <= l < model.depth for l in todo):
+        raise IndexError(f"layers={list(layers)!r} must be layer indices in [0, {model.depth})")
     choices = []
-    for l in range(model.depth):
+    for l in todo:
         layer = model.layers[l]
         edges = [(j, i) for j in range(layer.out_features) for i in range(layer.in_features)
                  if layer.mask[j, i] != 0]
@@ -210,7 +218,7 @@ def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight
         if live:
             res = fit_functions(xs[~const], ys[~const], [e.torch_fn for e in entries], **fit_kw)
             best = rank_candidates(res.r2, complexity, weight_simple, res.cancellation,
-                                   max_cancellation).argmin(dim=1)  # (E,)
+                                   max_cancellation, res.degenerate).argmin(dim=1)  # (E,)
             for n, (j, i) in enumerate(live):
                 k = int(best[n])
                 r2 = float(res.r2[n, k])
