@@ -56,10 +56,10 @@ QUICK = Settings("quick")
 FULL = Settings(  # the paper's recipe (200 / 100 LBFGS steps per grid, 1000-3000 points) sized for ~1.5 h on 1 core
     "full", a_points=3000, a_grids=(3, 5, 10, 20, 50, 100), a_steps=200,
     b_functions=("bessel_j0", "exp_sin_sq", "product", "exp_mean_sin_100d", "exp_sin_4d"),
-    b_points=1000, b_grids=(3, 5, 10, 20, 50), b_steps=100, b_mlp_depths=(2, 3, 4),
-    b_mlp_widths=(5, 20, 100), b_mlp_steps=300,
+    b_points=1000, b_grids=(3, 5, 10, 20, 50), b_steps=50, b_mlp_depths=(2, 3),
+    b_mlp_widths=(5, 20, 100), b_mlp_steps=200,
     c_points=1000, c_grids=(3, 5, 10, 20, 50), c_steps=100, c_mlp_shapes=((20, 20), (50, 50)),
-    c_mlp_steps=500, d_interior=1000, d_boundary=200, d_steps=40, d_kan_grids=(5, 10, 20),
+    c_mlp_steps=500, d_interior=1000, d_boundary=200, d_steps=60, d_kan_grids=(5, 10),
     d_eval_every=10, e_points=200, e_steps=100)
 TINY = Settings(  # for the smoke test: seconds
     "tiny", a_points=64, a_grids=(3, 5), a_steps=2, b_functions=("product",), b_points=64, b_grids=(3, 5),
