@@ -64,11 +64,14 @@ def test_two_process_gloo_equals_single_process(tmp_path):
     ref_loader.fit(_global_batches(), **FIT)
     ref_lbfgs = _model()
     ref_lbfgs.fit(_data(), steps=1, progress=False)
-    for name, reference in (("ds", ref), ("dl", ref_loader), ("lb", ref_lbfgs)):
+    # the shards' gradients are summed in another order than one process sums them (float64 round-off,
+    # ~1e-16); Adam steps keep that at 1e-10, one L-BFGS step (20 line-searched iterations) amplifies it
+    for name, reference, atol in (("ds", ref, 1e-10), ("dl", ref_loader, 1e-10), ("lb", ref_lbfgs, 1e-8)):
         states = [torch.load(tmp_path / f"{name}{r}.pt") for r in range(2)]
         for key, value in reference.state_dict().items():
             assert torch.equal(states[0][key], states[1][key]), f"{name}: ranks differ in {key}"
-            assert torch.allclose(states[0][key], value, rtol=0, atol=1e-10), f"{name}: {key} differs by {(states[0][key] - value).abs().max()}"
+            diff = (states[0][key] - value).abs().max()
+            assert torch.allclose(states[0][key], value, rtol=0, atol=atol), f"{name}: {key} differs by {diff}"
         assert not torch.equal(states[0]["layers.0.grid"], _model().layers[0].grid)  # grids were updated
     loss = torch.load(tmp_path / "loss0.pt")
     assert loss == pytest.approx(ref_history.train_loss, rel=1e-9)  # the logged loss is the global one
