@@ -320,30 +320,38 @@ def _r2(fn, x: Tensor, y: Tensor, p: Tensor, cancellation: bool = False):
 
 
 def _refine(fn, x: Tensor, y: Tensor, p: Tensor, steps: int) -> Tensor:
-    """Levenberg-Marquardt on (a, b, c, d) ``(E, 4)``; a step is kept only if it lowers the error."""
+    """Levenberg-Marquardt on (a, b, c, d) ``(E, 4)``; a step is kept only if it lowers the error.
+
+    Rows stop one by one as they converge (or get stuck), so the cost follows the slow rows only.
+    """
+    p = p.clone()
     sse = _sse(fn, x, y, p)
     lam = torch.full_like(sse, 1e-3)
+    exact = 1e-26 * x.shape[1]
+    active = torch.nonzero(sse > exact).flatten()
     for _ in range(steps):
-        if bool((sse <= 1e-26 * x.shape[1]).all()):
+        if active.numel() == 0:
             break
-        jac, resid = _jacobian(fn, x, y, p)
+        xa, ya, pa, sa, la = x[active], y[active], p[active], sse[active], lam[active]
+        jac, resid = _jacobian(fn, xa, ya, pa)
         if jac is None:
             break
-        jtj = jac.transpose(1, 2) @ jac  # (E, 4, 4)
+        jtj = jac.transpose(1, 2) @ jac  # (A, 4, 4)
         g = (jac.transpose(1, 2) @ resid[..., None])[..., 0]
         diag = torch.diagonal(jtj, dim1=1, dim2=2)
-        damp = lam[:, None] * (diag + 1e-12 * diag.amax(dim=1, keepdim=True) + 1e-30)
+        damp = la[:, None] * (diag + 1e-12 * diag.amax(dim=1, keepdim=True) + 1e-30)
         delta, info = torch.linalg.solve_ex(jtj + torch.diag_embed(damp), g)
         delta = torch.where((info == 0)[:, None] & torch.isfinite(delta), delta, 0.0)
-        new = p + delta
-        new_sse = _sse(fn, x, y, new)
-        better = new_sse < sse
-        gain = torch.where(better, (sse - new_sse) / sse.clamp(min=1e-300), 0.0)
-        p = torch.where(better[:, None], new, p)
-        sse = torch.where(better, new_sse, sse)
-        lam = torch.where(better, lam / 3, lam * 4).clamp(1e-12, 1e12)
-        if bool(((better & (gain < 1e-10)) | (~better & (lam >= 1e6))).all()):
-            break  # converged (or stuck) everywhere
+        new = pa + delta
+        new_sse = _sse(fn, xa, ya, new)
+        better = new_sse < sa
+        gain = torch.where(better, (sa - new_sse) / sa.clamp(min=1e-300), 0.0)
+        sa = torch.where(better, new_sse, sa)
+        la = torch.where(better, la / 3, la * 4).clamp(1e-12, 1e12)
+        p[active] = torch.where(better[:, None], new, pa)
+        sse[active], lam[active] = sa, la
+        done = (better & (gain < 1e-10)) | (~better & (la >= 1e6)) | (sa <= exact)
+        active = active[~done]
     return p
 
 
