@@ -24,7 +24,7 @@ def test_cli_demo_help():
 @pytest.mark.slow
 def test_paper_grid_extension_scaling_with_3000_points():
     """The KAN paper's scaling run: slope of log test RMSE vs log G over 5..50 <= -3, G=50 <= 1e-6."""
-    rows = list(grid_extension((2, 1, 1), grids=(3, 5, 10, 20, 50), steps=50, n_train=3000, seed=2, restarts=1))
+    rows = list(grid_extension((2, 1, 1), grids=(3, 5, 10, 20, 50), steps=100, n_train=3000, seed=2, restarts=1))
     g = np.log([r.grid_size for r in rows[1:]])
     e = np.log([r.test_rmse for r in rows[1:]])
     slope = np.polyfit(g, e, 1)[0]

@@ -22,7 +22,7 @@ class Settings:
     # (a) grid extension
     a_points: int = 3000
     a_grids: tuple[int, ...] = (3, 5, 10, 20, 50)
-    a_steps: int = 50
+    a_steps: int = 100
     # (b) scaling laws
     b_functions: tuple[str, ...] = ("bessel_j0", "exp_sin_sq", "product")
     b_points: int = 1000
