@@ -1,3 +1,4 @@
+import importlib.util
 import os
 
 import pytest
@@ -13,3 +14,11 @@ def f64():
     torch.set_default_dtype(torch.float64)
     yield torch.float64
     torch.set_default_dtype(old)
+
+
+def has_module(name: str) -> bool:
+    """True when ``name`` can be imported (optional extras: plotting, symbolic, ...)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False

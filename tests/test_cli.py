@@ -1,5 +1,4 @@
 """The `kanlab` command: end to end through a subprocess, and its one-line errors (exit 2)."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,16 +11,11 @@ import torch
 
 import kanlab
 from kanlab.cli import main
+from conftest import has_module
 
 pd = pytest.importorskip("pandas")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
-
-def _has(module):
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
 
 
 def _table(n=200, seed=0):
@@ -38,7 +32,7 @@ def _run(*argv, cwd):
 
 def test_fit_predict_end_to_end(tmp_path):
     _table().to_csv(tmp_path / "data.csv", index=False)
-    symbolic = ["--symbolic"] if _has("kanlab.symbolic") else []
+    symbolic = ["--symbolic"] if has_module("kanlab.symbolic") else []
     r = _run("fit", "data.csv", "--target", "f", "--width", "3", "--grid", "3,6", "--steps", "10",
              "--out", "run", "--quiet", *symbolic, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -48,7 +42,7 @@ def test_fit_predict_end_to_end(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["features"] == ["x", "y"] and metrics["targets"] == ["f"] and metrics["grid_size"] == 6
     assert metrics["test_rmse"] < 0.1, metrics  # the target spreads over [0.37, 7.4]
-    assert ("network.png" in names) == _has("kanlab.plotting")
+    assert ("network.png" in names) == has_module("kanlab.plotting")
     if "network.png" not in names:
         assert any("network.png" in note for note in metrics["notes"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
@@ -64,7 +58,7 @@ def test_fit_predict_end_to_end(tmp_path):
     assert np.array_equal(preds["f"].to_numpy(), expect)  # %.17g round-trips float64 exactly
     np.testing.assert_allclose(expect, fresh["f"], atol=0.2)
     code = main(["plot", str(run / "model.kan"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "net.png")])
-    assert code == (0 if _has("kanlab.plotting") else 2)
+    assert code == (0 if has_module("kanlab.plotting") else 2)
     assert (tmp_path / "net.png").exists() == (code == 0)
     if symbolic:  # the formula computes what the model computes
         sympy = pytest.importorskip("sympy")
@@ -86,7 +80,7 @@ def test_parquet_in_process_and_rerun_into_existing_dir(tmp_path, monkeypatch):
     (out / "network.png").write_bytes(b"stale")  # an output of an older run
     assert main(args[:-3] + ["--seed", "1", "--out", str(out), "--quiet"]) == 0
     assert (out / "model.kan").read_bytes() != first
-    if not _has("kanlab.plotting"):
+    if not has_module("kanlab.plotting"):
         assert not (out / "network.png").exists()  # the stale figure does not survive
 
     # a failure while writing leaves the existing directory exactly as it was

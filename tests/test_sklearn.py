@@ -1,5 +1,4 @@
 """KANRegressor / KANClassifier: scikit-learn's own checks, pipelines, grid search, names, formulas."""
-import importlib.util
 import pickle
 import time
 
@@ -15,6 +14,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from kanlab.sklearn import KANClassifier, KANRegressor, expected_failed_checks  # noqa: E402
+from conftest import has_module  # noqa: E402
 
 FAST = dict(hidden=(2,), grid_size=3, steps=1, random_state=0)
 
@@ -122,14 +122,8 @@ def test_formula_in_original_units(monkeypatch):
         KANRegressor(**FAST).fit(X, y).sympy()
 
 
-def _has(module):
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
 
-
-@pytest.mark.skipif(not _has("kanlab.symbolic.edges"), reason="kanlab.symbolic absent")
+@pytest.mark.skipif(not has_module("kanlab.symbolic.edges"), reason="kanlab.symbolic absent")
 def test_real_symbolic_formula():
     sympy = pytest.importorskip("sympy")
     X, y = _xy()
