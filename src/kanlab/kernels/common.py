@@ -16,7 +16,8 @@ from torch import Tensor
 from .. import splines
 from ..activations import base_function
 
-__all__ = ["pack_weights", "base_and_derivative", "packed_reference", "differentiable_backward", "group_sum"]
+__all__ = ["pack_weights", "base_and_derivative", "base_derivative", "packed_reference", "reference_backward",
+           "differentiable_backward", "group_sum"]
 
 
 def pack_weights(coef: Tensor, scale_base: Tensor, scale_spline: Tensor) -> Tensor:
@@ -61,6 +62,13 @@ def base_and_derivative(name: str, x: Tensor, need_derivative: bool) -> tuple[Te
     return b.detach(), d
 
 
+def base_derivative(name: str, x: Tensor) -> Tensor:
+    """``b'(x)`` alone: the closed form where there is one, else by autograd."""
+    if name in _DERIVATIVES:
+        return _DERIVATIVES[name](x)
+    return base_and_derivative(name, x, True)[1]
+
+
 def packed_reference(x: Tensor, grid: Tensor, weight: Tensor, spline_order: int, base_name: str) -> Tensor:
     """The oracle in packed form: Cox-de Boor basis, base column, one matmul.
 
@@ -71,20 +79,27 @@ def packed_reference(x: Tensor, grid: Tensor, weight: Tensor, spline_order: int,
     return a.flatten(1) @ weight.flatten(1).T
 
 
-def differentiable_backward(ctx, grad_out: Tensor, x: Tensor, weight: Tensor, grid: Tensor):
+def reference_backward(ctx, grad_out: Tensor, layer_fn, inputs: tuple) -> tuple:
     """Backward that autograd can differentiate again (``create_graph=True``).
 
-    Differentiates :func:`packed_reference` instead of the fast path, so gradients of any
-    order are exact (physics-informed losses); only used when a graph of the backward is
-    being built. Returns ``(grad_x, grad_weight)``.
+    Differentiates ``layer_fn(*inputs)``, a plain reference form of the layer, instead of the
+    fast path, so gradients of any order are exact (physics-informed losses); only used when
+    a graph of the backward is being built. Returns one gradient per entry of ``inputs``
+    (None where ``ctx.needs_input_grad`` is False).
     """
-    wants = [t for t, need in zip((x, weight), ctx.needs_input_grad[:2]) if need]
+    needs = ctx.needs_input_grad[:len(inputs)]
+    wants = [t for t, need in zip(inputs, needs) if need]
     with torch.enable_grad():
-        y = packed_reference(x, grid, weight, ctx.spline_order, ctx.base_name)
-        grads = list(torch.autograd.grad(y, wants, grad_out, create_graph=True, allow_unused=True))
-    gx = grads.pop(0) if ctx.needs_input_grad[0] else None
-    gw = grads.pop(0) if ctx.needs_input_grad[1] else None
-    return gx, gw
+        y = layer_fn(*inputs)
+        grads = iter(torch.autograd.grad(y, wants, grad_out, create_graph=True, allow_unused=True))
+    return tuple(next(grads) if need else None for need in needs)
+
+
+def differentiable_backward(ctx, grad_out: Tensor, x: Tensor, weight: Tensor, grid: Tensor):
+    """:func:`reference_backward` of :func:`packed_reference`. Returns ``(grad_x, grad_weight)``."""
+    def layer_fn(x_, weight_):
+        return packed_reference(x_, grid, weight_, ctx.spline_order, ctx.base_name)
+    return reference_backward(ctx, grad_out, layer_fn, (x, weight))
 
 
 def group_sum(t: Tensor, group: int) -> Tensor:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ..activations import base_function
-from .common import _DERIVATIVES, base_and_derivative, differentiable_backward
+from .common import base_derivative, differentiable_backward
 from .local import uniform_basis_matrices
 
 __all__ = ["FusedKAN", "extension", "build_error", "supports"]
@@ -138,21 +138,15 @@ class FusedKAN(torch.autograd.Function):
             return gx, gw, None, None, None
         ext, k = extension(), ctx.spline_order
         m_w, m_d = _mats(k, x.dtype)
-        b = db = None
-        if ctx.needs_input_grad[0]:
-            if ctx.base_name in _DERIVATIVES:  # b'(x) alone
-                db = _DERIVATIVES[ctx.base_name](x)
-            else:
-                b, db = base_and_derivative(ctx.base_name, x, True)
         grad_out = grad_out.contiguous()
         gx = gw = None
         if ctx.needs_input_grad[0]:
             gp = grad_out @ weight.reshape(weight.shape[0], -1)  # (N, n_in P)
-            gx = ext.input_grad(gp, x, db.contiguous(), grid, m_d, k)
+            gx = ext.input_grad(gp, x, base_derivative(ctx.base_name, x).contiguous(), grid, m_d, k)
             del gp
         if ctx.needs_input_grad[1]:
             if a is None:
-                b = base_function(ctx.base_name)(x) if b is None else b
+                b = base_function(ctx.base_name)(x)
                 a = ext.packed_input(x, b.contiguous(), grid, m_w, k)
             gw = (grad_out.T @ a).view(weight.shape)  # (n_out, n_in, nb + 1)
         return gx, gw, None, None, None

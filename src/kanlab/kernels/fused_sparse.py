@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..activations import base_function
-from .common import _DERIVATIVES, base_and_derivative
+from .common import base_derivative, reference_backward
 from . import fused
 from .fused import _mats, extension
 from .reference import kan_linear_reference
@@ -81,7 +81,9 @@ class FusedSparseKAN(torch.autograd.Function):
         x, coef, sb, ss, grid, b, tab = ctx.saved_tensors
         k, name = ctx.spline_order, ctx.base_name
         if torch.is_grad_enabled():  # create_graph=True: exact higher-order derivatives
-            return _reference_backward(ctx, grad_out, (x, coef, sb, ss), grid) + (None, None, None)
+            def layer_fn(x_, coef_, sb_, ss_):
+                return kan_linear_reference(x_, grid, coef_, sb_, ss_, k, name)
+            return reference_backward(ctx, grad_out, layer_fn, (x, coef, sb, ss)) + (None, None, None)
         ext = extension()
         m_w, m_d = _mats(k, x.dtype)
         g = grad_out.contiguous()
@@ -90,21 +92,10 @@ class FusedSparseKAN(torch.autograd.Function):
             g = F.pad(g, (0, width - g.shape[1]))  # (N, W), zero columns
         gx = gc = gsb = gss = None
         if ctx.needs_input_grad[0]:
-            if name in _DERIVATIVES:
-                db = _DERIVATIVES[name](x)
-            else:
-                _, db = base_and_derivative(name, x, True)
+            db = base_derivative(name, x)
             gx = ext.sparse_input_grad(g, x, db.contiguous(), grid, m_d, tab, k)
         if any(ctx.needs_input_grad[1:4]):
             gtab = ext.sparse_table_grad(g, x, b, grid, m_w, k, tab.shape[3])
             gc, gsb, gss = ext.sparse_param_grads(gtab, coef, ss, k)
         return gx, gc, gsb, gss, None, None, None
 
-
-def _reference_backward(ctx, grad_out: Tensor, inputs: tuple, grid: Tensor) -> tuple:
-    """Gradients of the reference layer function, with a graph (for ``create_graph=True``)."""
-    wants = [t for t, need in zip(inputs, ctx.needs_input_grad[:4]) if need]
-    with torch.enable_grad():
-        y = kan_linear_reference(inputs[0], grid, *inputs[1:], ctx.spline_order, ctx.base_name)
-        grads = iter(torch.autograd.grad(y, wants, grad_out, create_graph=True, allow_unused=True))
-    return tuple(next(grads) if need else None for need in ctx.needs_input_grad[:4])
