@@ -60,10 +60,13 @@ def assemble(out: Path, mode: str, full: bool = False) -> Path:
     """``paper.md`` from the section files of ``mode`` in ``out`` (other modes' files are ignored)."""
     sections, metas = [], []
     for key in EXPERIMENTS:
-        md, meta = out / f"section_{key}.md", out / f"section_{key}.json"
-        if md.exists() and meta.exists() and json.loads(meta.read_text()).get("mode") == mode:
+        md, meta_path = out / f"section_{key}.md", out / f"section_{key}.json"
+        if not (md.exists() and meta_path.exists()):
+            continue
+        meta = json.loads(meta_path.read_text())
+        if meta.get("mode") == mode:
             sections.append(md.read_text())
-            metas.append((key, json.loads(meta.read_text())))
+            metas.append((key, meta))
     summary = [line for sec in sections for line in sec.splitlines()
                if line.startswith(("**Acceptance", "**Summary"))]
     summary_md = "## Summary\n\n" + "\n".join(f"- {line}" for line in summary) + "\n\n" if summary else ""
