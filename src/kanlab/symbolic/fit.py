@@ -140,14 +140,15 @@ def _degenerate(functions, xn: Tensor, yn: Tensor, p: Tensor, r2: Tensor, tol: f
     with torch.no_grad():
         q2, _ = torch.linalg.qr(torch.stack([torch.ones_like(xn), xn, xn * xn], dim=-1))  # (E, N, 3)
         bases = (q2[..., :2], q2)  # degree <= 1, degree <= 2 (Gram-Schmidt keeps the prefix)
+        best = [_poly_residual(q, yn) for q in bases]  # (E,) each: 1 - r^2 of the best polynomial
         flags = torch.zeros(r2.shape, dtype=torch.bool)
-        for q in bases:
-            best = _poly_residual(q, yn)  # (E,) 1 - r^2 of the best polynomial
-            for k, fn in enumerate(functions):
-                z = fn(p[:, k, 0:1] * xn + p[:, k, 1:2])
-                shape = _poly_residual(q, torch.where(torch.isfinite(z), z, 0.0))  # (E,)
+        for k, fn in enumerate(functions):
+            z = fn(p[:, k, 0:1] * xn + p[:, k, 1:2])
+            z = torch.where(torch.isfinite(z), z, 0.0)
+            for q, best_q in zip(bases, best):
+                shape = _poly_residual(q, z)  # (E,)
                 near = (shape > 1e-20) & (shape < tol)  # <= 1e-20: an exact polynomial (x, x^2)
-                flags[:, k] |= near & ((1 - r2[:, k]) > gain * best)
+                flags[:, k] |= near & ((1 - r2[:, k]) > gain * best_q)
     return flags
 
 
