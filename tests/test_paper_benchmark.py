@@ -70,3 +70,21 @@ def test_continual_learning_kan_keeps_first_peak():
     mlp_err, _ = continual.run_phases(mlp, phases, s.e_steps, dict(update_grid=False))
     assert kan_err[-1][0] < 1e-2
     assert mlp_err[-1][0] > 10 * kan_err[-1][0]
+
+
+def test_table_rows_in_worker_processes_match_the_serial_run():
+    import dataclasses
+
+    from benchmarks.paper import tables
+
+    serial = tables.run_rows(TINY)
+    parallel = tables.run_rows(dataclasses.replace(TINY, jobs=2))
+    assert [r["name"] for r in parallel] == [r["name"] for r in serial] == [r[1] for r in tables.rows(TINY)]
+    for a, b in zip(serial, parallel):
+        assert b["kan"]["test"] == pytest.approx(a["kan"]["test"], rel=1e-6)
+        assert b["mlp"]["test"] == pytest.approx(a["mlp"]["test"], rel=1e-6)
+
+
+def test_jobs_flag_rejects_non_positive(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--jobs", "0"], settings=TINY)

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.paper [--full] [--only a,c] [--out DIR]` -> DIR/paper.md + PNGs.
+"""`python -m benchmarks.paper [--full] [--only a,c] [--jobs N] [--out DIR]` -> DIR/paper.md + PNGs.
 
 Each experiment writes its own section file (``DIR/section_<key>.md`` with its timing in
 ``section_<key>.json``); ``paper.md`` is assembled from every section file of the same mode in
@@ -8,6 +8,7 @@ keeps the others. Default DIR: ``reports`` in quick mode, ``reports/full`` with 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import platform
@@ -28,8 +29,14 @@ def main(argv=None, settings=None) -> Path:
     parser.add_argument("--full", action="store_true", help="the paper's recipe (about 1.5 h); default: quick")
     parser.add_argument("--only", default="abcde", help="experiments to run, e.g. 'ad' (default: abcde)")
     parser.add_argument("--out", default=None, help="output folder (default: reports, or reports/full)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="processes for the independent rows of (c) (default 1; each gets its share of threads)")
     args = parser.parse_args(argv)
     s = settings or (FULL if args.full else QUICK)
+    if args.jobs is not None:
+        if args.jobs < 1:
+            parser.error(f"--jobs must be a positive integer, got {args.jobs}")
+        s = dataclasses.replace(s, jobs=args.jobs)
     bad = set(args.only) - set(EXPERIMENTS)
     if bad:
         parser.error(f"--only takes letters from 'abcde', got {sorted(bad)}")

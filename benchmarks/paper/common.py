@@ -49,6 +49,7 @@ class Settings:
     e_points: int = 200
     e_steps: int = 20
     e_mlp_hidden: tuple[int, ...] = (64, 64)
+    jobs: int = 1  # worker processes for (c)'s independent rows (each with its share of the threads)
     extra: dict = field(default_factory=dict)
 
 
@@ -58,7 +59,7 @@ FULL = Settings(  # the paper's recipe (200 / 100 LBFGS steps per grid, 1000-300
     b_functions=("bessel_j0", "exp_sin_sq", "product", "exp_mean_sin_100d", "exp_sin_4d"),
     b_points=1000, b_grids=(3, 5, 10, 20, 50), b_steps=50, b_mlp_depths=(2, 3),
     b_mlp_widths=(5, 20, 100), b_mlp_steps=200,
-    c_points=1000, c_grids=(3, 5, 10, 20, 50), c_steps=100, c_mlp_shapes=((20, 20), (50, 50)),
+    c_points=1000, c_grids=(3, 5, 10, 20, 50, 100), c_steps=100, c_mlp_shapes=((20, 20), (50, 50)),
     c_mlp_steps=500, d_interior=1000, d_boundary=200, d_steps=60, d_kan_grids=(5, 10),
     d_eval_every=10, e_points=200, e_steps=100)
 TINY = Settings(  # for the smoke test: seconds

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
+import torch
 
 from kanlab.datasets import FEYNMAN, SPECIAL, sample_function
 
@@ -28,11 +33,31 @@ def run_row(s, kind, name, shape):
     return kan, mlp
 
 
+def row_result(s, row, threads=None) -> dict:
+    """One table row (``row`` from :func:`rows`) trained and recorded; ``threads`` sets torch's."""
+    if threads:
+        torch.set_num_threads(threads)
+    kind, name, shape, p_kan, p_mlp = row
+    kan, mlp = run_row(s, kind, name, shape)
+    return dict(kind=kind, name=name, shape=shape, paper_kan=p_kan, paper_mlp=p_mlp, kan=kan, mlp=mlp)
+
+
+def run_rows(s) -> list[dict]:
+    """Every row's result, in table order; ``s.jobs > 1`` trains rows in that many processes.
+
+    Rows are independent and seeded, so the results do not depend on ``jobs`` beyond what the
+    thread count changes in floating-point summation order."""
+    todo = rows(s)
+    if s.jobs <= 1:
+        return [row_result(s, r) for r in todo]
+    threads = max(1, torch.get_num_threads() // s.jobs)
+    spawn = multiprocessing.get_context("spawn")  # fork after OpenMP start-up can hang
+    with ProcessPoolExecutor(max_workers=s.jobs, mp_context=spawn) as pool:
+        return list(pool.map(partial(row_result, s, threads=threads), todo))
+
+
 def run(s, outdir) -> str:
-    results = []
-    for kind, name, shape, p_kan, p_mlp in rows(s):
-        kan, mlp = run_row(s, kind, name, shape)
-        results.append(dict(kind=kind, name=name, shape=shape, paper_kan=p_kan, paper_mlp=p_mlp, kan=kan, mlp=mlp))
+    results = run_rows(s)
     return _section(results, s, _plot(results, outdir))
 
 
