@@ -88,3 +88,18 @@ def test_table_rows_in_worker_processes_match_the_serial_run():
 def test_jobs_flag_rejects_non_positive(tmp_path):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--jobs", "0"], settings=TINY)
+
+
+def test_grid_extension_restarts_extend_the_seed_with_lowest_training_rmse():
+    from benchmarks.paper.common import grid_extension
+
+    from kanlab.datasets import FEYNMAN, sample_function
+    data = sample_function(FEYNMAN["I.16.6"], n_train=64, n_test=64, seed=0)
+    alone = [grid_extension([2, 2, 1], data, (3, 5), 3, seed=s)[1] for s in (0, 1, 2)]
+    best = min(alone, key=lambda recs: recs[0]["train"])
+    picked = grid_extension([2, 2, 1], data, (3, 5), 3, seed=0, restarts=3)[1]
+    assert [r["G"] for r in picked] == [3, 5]
+    for got, want in zip(picked, best):
+        assert got["train"] == pytest.approx(want["train"], rel=1e-9)
+        assert got["test"] == pytest.approx(want["test"], rel=1e-9)
+    assert len({round(recs[0]["train"], 12) for recs in alone}) > 1  # the seeds do differ

@@ -26,7 +26,8 @@ def rows(s):
 def run_row(s, kind, name, shape):
     func = (SPECIAL if kind == "special" else FEYNMAN)[name]
     data = sample_function(func, n_train=s.c_points, n_test=1000, seed=0)
-    _, recs = grid_extension(shape, data, s.c_grids, s.c_steps, seed=0, grid_eps=1.0)
+    _, recs = grid_extension(shape, data, s.c_grids, s.c_steps, seed=0, restarts=s.c_restarts,
+                              grid_eps=1.0)
     kan = min(recs, key=lambda r: r["test"]) if recs else dict(test=float("nan"), G=None, params=0)
     mlps = [train_mlp(h, data, s.c_mlp_steps, seed=0)[1] for h in s.c_mlp_shapes]
     mlp = min(mlps, key=lambda r: r["test"] if math.isfinite(r["test"]) else math.inf)
