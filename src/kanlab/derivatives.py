@@ -146,6 +146,8 @@ def supports_jet(model: nn.Module) -> bool:
 
 
 def _kan_jet(model, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The jet layer by layer from ``(x, I, 0)``; mult nodes by :func:`multiply_jets`.
+    Shape: ``x`` ``(N, D)`` -> ``(N, n_out)``, ``(N, n_out, D)``, ``(N, n_out, D)``."""
     n, d = x.shape
     h = x
     dh = torch.eye(d, dtype=x.dtype, device=x.device).expand(n, d, d)  # (N, D, D): dx_i/dx_d
