@@ -41,8 +41,9 @@ def _lbfgs(model):
 
 
 def train(model, p, steps, eval_every, curve, offset=0, grid_updates=False):
-    """LBFGS on the PINN loss; appends ``(step, L2, H1, seconds)`` to ``curve``."""
-    opt, start = _lbfgs(model), time.perf_counter()
+    """LBFGS on the PINN loss; appends ``(step, L2, H1, seconds)`` to ``curve`` (seconds counted on from
+    the curve's last entry, so the stages of grid extension add up)."""
+    opt, start = _lbfgs(model), time.perf_counter() - (curve[-1][3] if curve else 0.0)
     for step in range(steps):
         if grid_updates and step < 50 and step % 5 == 0:
             model.update_grid(p.interior)  # the pykan recipe: every 5 steps until step 50
