@@ -40,10 +40,10 @@ class Settings:
     c_mlp_shapes: tuple[tuple[int, ...], ...] = ((32, 32),)
     c_mlp_steps: int = 30
     # (d) Poisson PINN
-    d_interior: int = 400
-    d_boundary: int = 100
-    d_steps: int = 20
-    d_kan_grids: tuple[int, ...] = (5, 10)
+    d_interior: int = 1000
+    d_boundary: int = 200
+    d_steps: int = 15
+    d_kan_grids: tuple[int, ...] = (5, 10, 20)
     d_mlp_hidden: tuple[int, ...] = (100, 100, 100)
     d_eval_every: int = 5
     # (e) continual learning
@@ -62,7 +62,7 @@ FULL = Settings(  # the paper's recipe (200 / 100 LBFGS steps per grid, 1000-300
     b_mlp_widths=(5, 20, 100), b_mlp_steps=200,
     c_points=1000, c_grids=(3, 5, 10, 20, 50, 100), c_steps=100, c_restarts=3,
     c_mlp_shapes=((20, 20), (50, 50)), c_mlp_steps=500,
-    d_interior=1000, d_boundary=200, d_steps=60, d_kan_grids=(5, 10),
+    d_interior=3000, d_boundary=400, d_steps=50, d_kan_grids=(5, 10, 20),
     d_eval_every=10, e_points=200, e_steps=100)
 TINY = Settings(  # for the smoke test: seconds
     "tiny", a_points=64, a_grids=(3, 5), a_steps=2, b_functions=("product",), b_points=64, b_grids=(3, 5),

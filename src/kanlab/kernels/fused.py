@@ -116,7 +116,7 @@ class FusedKAN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, grid: Tensor, spline_order: int, base_name: str) -> Tensor:
         ext = extension()
-        x = x.contiguous()
+        x_in, x = x, x.contiguous()  # save the input itself: a copy has no history for create_graph
         grid = grid.to(x.dtype).contiguous()
         m_w, _ = _mats(spline_order, x.dtype)
         b = base_function(base_name)(x).contiguous()
@@ -127,7 +127,7 @@ class FusedKAN(torch.autograd.Function):
         if recompute is None:
             recompute = a.numel() * a.element_size() >= FusedKAN.RECOMPUTE_BYTES
         keep_a = a if ctx.needs_input_grad[1] and not recompute else None
-        ctx.save_for_backward(x, weight, grid, keep_a)
+        ctx.save_for_backward(x_in, weight, grid, keep_a)
         return y
 
     @staticmethod
@@ -136,7 +136,7 @@ class FusedKAN(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True: exact higher-order derivatives
             gx, gw = differentiable_backward(ctx, grad_out, x, weight, grid)
             return gx, gw, None, None, None
-        ext, k = extension(), ctx.spline_order
+        ext, k, x = extension(), ctx.spline_order, x.contiguous()
         m_w, m_d = _mats(k, x.dtype)
         grad_out = grad_out.contiguous()
         gx = gw = None

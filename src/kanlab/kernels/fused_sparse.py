@@ -64,16 +64,16 @@ class FusedSparseKAN(torch.autograd.Function):
     def forward(ctx, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, grid: Tensor,
                 spline_order: int, base_name: str) -> Tensor:
         ext, k = extension(), spline_order
-        x = x.contiguous()
+        inputs = (x, coef, scale_base, scale_spline)  # saved as given: copies have no history for create_graph
+        x, coef, scale_base, scale_spline = (t.contiguous() for t in inputs)
         grid = grid.to(x.dtype).contiguous()
-        coef, scale_base, scale_spline = (t.contiguous() for t in (coef, scale_base, scale_spline))
         m_w, _ = _mats(k, x.dtype)
         b = base_function(base_name)(x).contiguous()
         n_out = coef.shape[0]
         tab = ext.sparse_table(coef, scale_base, scale_spline, k, chunk_width(n_out, x.dtype))
         y = ext.sparse_forward(x, b, grid, m_w, tab, k)  # (N, W)
         ctx.spline_order, ctx.base_name = k, base_name
-        ctx.save_for_backward(x, coef, scale_base, scale_spline, grid, b, tab)
+        ctx.save_for_backward(*inputs, grid, b, tab)
         return y if y.shape[1] == n_out else y[:, :n_out]
 
     @staticmethod
@@ -85,6 +85,7 @@ class FusedSparseKAN(torch.autograd.Function):
                 return kan_linear_reference(x_, grid, coef_, sb_, ss_, k, name)
             return reference_backward(ctx, grad_out, layer_fn, (x, coef, sb, ss)) + (None, None, None)
         ext = extension()
+        x, coef, ss = x.contiguous(), coef.contiguous(), ss.contiguous()
         m_w, m_d = _mats(k, x.dtype)
         g = grad_out.contiguous()
         width = tab.shape[1] * tab.shape[3]
