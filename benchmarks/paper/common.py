@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,13 +47,13 @@ class Settings:
     d_boundary: int = 200
     d_steps: int = 15
     d_kan_grids: tuple[int, ...] = (5, 10, 20)
-    d_mlp_hidden: tuple[int, ...] = (100, 100, 100)
+    d_mlps: tuple[tuple[int, ...], ...] = ((100, 100, 100),)  # hidden widths of each MLP compared
     d_eval_every: int = 5
     # (e) continual learning
     e_points: int = 200
     e_steps: int = 20
     e_mlp_hidden: tuple[int, ...] = (64, 64)
-    jobs: int = 1  # worker processes for (c)'s independent rows (each with its share of the threads)
+    jobs: int = 1  # worker processes for (c)'s rows and (d)'s models (each with its share of the threads)
     extra: dict = field(default_factory=dict)
 
 
@@ -63,12 +66,13 @@ FULL = Settings(  # the paper's recipe (200 / 100 LBFGS steps per grid, 1000-300
     c_points=1000, c_grids=(3, 5, 10, 20, 50, 100), c_steps=100, c_restarts=3,
     c_mlp_shapes=((20, 20), (50, 50)), c_mlp_steps=500,
     d_interior=3000, d_boundary=400, d_steps=50, d_kan_grids=(5, 10, 20),
+    d_mlps=((100, 100, 100), (200, 200, 200)),
     d_eval_every=10, e_points=200, e_steps=100)
 TINY = Settings(  # for the smoke test: seconds
     "tiny", a_points=64, a_grids=(3, 5), a_steps=2, b_functions=("product",), b_points=64, b_grids=(3, 5),
     b_steps=2, b_mlp_depths=(2,), b_mlp_widths=(4,), b_mlp_steps=2, c_rows=("I.16.6", "jv"), c_points=64,
     c_grids=(3, 5), c_steps=2, c_mlp_shapes=((4,),), c_mlp_steps=2, d_interior=32, d_boundary=16, d_steps=2,
-    d_kan_grids=(5,), d_mlp_hidden=(8,), d_eval_every=1, e_points=32, e_steps=2, e_mlp_hidden=(8,))
+    d_kan_grids=(5,), d_mlps=((8,), (4, 4)), d_eval_every=1, e_points=32, e_steps=2, e_mlp_hidden=(8,))
 
 
 class MLP(nn.Module):
@@ -97,6 +101,26 @@ class MLP(nn.Module):
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def parallel_map(fn, items, jobs: int) -> list:
+    """``[fn(item) for item in items]``, in ``jobs`` spawned processes when ``jobs > 1``.
+
+    Each worker gets ``torch.get_num_threads() // jobs`` threads (at least one); ``fn`` and the
+    items must pickle. Seeded work gives the serial results up to the summation order that the
+    thread count changes."""
+    items = list(items)
+    if jobs <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    threads = max(1, torch.get_num_threads() // jobs)
+    spawn = multiprocessing.get_context("spawn")  # fork after OpenMP start-up can hang
+    with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=spawn) as pool:
+        return list(pool.map(partial(_with_threads, fn, threads), items))
+
+
+def _with_threads(fn, threads, item):
+    torch.set_num_threads(threads)
+    return fn(item)
 
 
 def n_params(model) -> int:

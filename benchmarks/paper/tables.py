@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
-
-import torch
 
 from kanlab.datasets import FEYNMAN, SPECIAL, sample_function
 
 from . import paper_numbers as paper
-from .common import fmt, figure, grid_extension, save, table, train_mlp
+from .common import fmt, figure, grid_extension, parallel_map, save, table, train_mlp
 
 WITHIN = 3.0  # acceptance: our KAN RMSE <= 3x the paper's
 
@@ -34,27 +30,17 @@ def run_row(s, kind, name, shape):
     return kan, mlp
 
 
-def row_result(s, row, threads=None) -> dict:
-    """One table row (``row`` from :func:`rows`) trained and recorded; ``threads`` sets torch's."""
-    if threads:
-        torch.set_num_threads(threads)
+def row_result(s, row) -> dict:
+    """One table row (``row`` from :func:`rows`) trained and recorded."""
     kind, name, shape, p_kan, p_mlp = row
     kan, mlp = run_row(s, kind, name, shape)
     return dict(kind=kind, name=name, shape=shape, paper_kan=p_kan, paper_mlp=p_mlp, kan=kan, mlp=mlp)
 
 
 def run_rows(s) -> list[dict]:
-    """Every row's result, in table order; ``s.jobs > 1`` trains rows in that many processes.
-
-    Rows are independent and seeded, so the results do not depend on ``jobs`` beyond what the
-    thread count changes in floating-point summation order."""
-    todo = rows(s)
-    if s.jobs <= 1:
-        return [row_result(s, r) for r in todo]
-    threads = max(1, torch.get_num_threads() // s.jobs)
-    spawn = multiprocessing.get_context("spawn")  # fork after OpenMP start-up can hang
-    with ProcessPoolExecutor(max_workers=s.jobs, mp_context=spawn) as pool:
-        return list(pool.map(partial(row_result, s, threads=threads), todo))
+    """Every row's result, in table order; ``s.jobs > 1`` trains rows in that many processes
+    (rows are independent and seeded)."""
+    return parallel_map(partial(row_result, s), rows(s), s.jobs)
 
 
 def run(s, outdir) -> str:
