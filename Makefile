@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
+# processes for the paper's independent rows / models: make paper-full PAPER_JOBS=2
+PAPER_JOBS ?= 1
+
 .PHONY: demo test slow bench paper paper-full venv clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -29,10 +32,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/layer_speed.py
 
 paper: $(STAMP)
-	$(PY) -m benchmarks.paper
+	$(PY) -m benchmarks.paper --jobs $(PAPER_JOBS)
 
 paper-full: $(STAMP)
-	$(PY) -m benchmarks.paper --full
+	$(PY) -m benchmarks.paper --full --jobs $(PAPER_JOBS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
