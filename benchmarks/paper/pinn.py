@@ -115,8 +115,9 @@ def _section(s, kan, mlps, fig) -> str:
         "more parameters.\n",
         table(["model", "params", "steps", "L2 error (RMS)", "L2 error squared", "H1 error", "seconds"],
               [row(kan)] + [row(m) for m in mlps]) + "\n",
-        f"**Acceptance (d):** the KAN's final L2 error ({l2:.2e}) is {verdicts}. It beats MLPs with up to "
-        f"{max(beaten, default=0):.3g}x its parameters (target: lower with ~100x fewer).\n",
+        f"**Acceptance (d):** the KAN's final L2 error ({l2:.2e}) is {verdicts}. "
+        + (f"It beats MLPs with up to {max(beaten):.3g}x its parameters" if beaten else "It beats none of the MLPs")
+        + " (target: lower with ~100x fewer).\n",
         f"![Poisson PINN]({fig})\n"])
 
 
