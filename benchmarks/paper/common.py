@@ -5,8 +5,8 @@ import math
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
