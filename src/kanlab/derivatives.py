@@ -36,20 +36,6 @@ from .validation import check_finite, check_input
 __all__ = ["basis_jet", "base_jet", "layer_jet", "multiply_jets", "input_jet", "laplacian", "supports_jet"]
 
 
-def _raise_order(xe: Tensor, t: Tensor, basis: Tensor, p: int) -> Tensor:
-    """One Cox-de Boor step: bases of order ``p - 1`` -> order ``p`` (as :func:`splines.bspline_basis`)."""
-    left = (xe - t[:, : -(p + 1)]) / splines._nonzero(t[:, p:-1] - t[:, : -(p + 1)]) * basis[..., :-1]
-    right = (t[:, p + 1:] - xe) / splines._nonzero(t[:, p + 1:] - t[:, 1:-p]) * basis[..., 1:]
-    return left + right
-
-
-def _differentiate(t: Tensor, lower: Tensor, p: int) -> Tensor:
-    """``d/dx`` of order-``p`` bases from ``lower`` (order ``p - 1`` values or derivatives)."""
-    left = lower[..., :-1] / splines._nonzero(t[:, p:-1] - t[:, : -(p + 1)])
-    right = lower[..., 1:] / splines._nonzero(t[:, p + 1:] - t[:, 1:-p])
-    return p * (left - right)
-
-
 def basis_jet(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor, Tensor]:
     """B-spline bases and their first and second derivatives in one Cox-de Boor pass.
 
@@ -58,12 +44,11 @@ def basis_jet(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tenso
     Shape: ``x`` ``(N, n_in)``, ``grid`` ``(n_in, n_knots)`` -> three ``(N, n_in, nb)``,
     ``nb = n_knots - 1 - spline_order``.
     """
-    k, t, xe = spline_order, grid, x.unsqueeze(-1)  # xe (N, n_in, 1)
-    levels = [((xe >= t[:, :-1]) & (xe < t[:, 1:])).to(x.dtype)]  # order 0: (N, n_in, n_knots-1)
-    for p in range(1, k + 1):
-        levels.append(_raise_order(xe, t, levels[-1], p))
-    d1 = _differentiate(t, levels[k - 1], k)
-    d2 = _differentiate(t, _differentiate(t, levels[k - 2], k - 1), k) if k >= 2 else torch.zeros_like(d1)
+    k = spline_order
+    levels = splines.bspline_levels(x, grid, k)  # orders 0 .. k
+    d1 = splines.differentiate_basis(levels[k - 1], grid, k)
+    d2 = (splines.differentiate_basis(splines.differentiate_basis(levels[k - 2], grid, k - 1), grid, k)
+          if k >= 2 else torch.zeros_like(d1))
     return levels[k], d1, d2
 
 

@@ -23,8 +23,10 @@ __all__ = [
     "adaptive_grid",
     "grid_is_uniform",
     "bspline_basis",
+    "bspline_levels",
     "bspline_basis_uniform",
     "bspline_basis_derivative",
+    "differentiate_basis",
     "coef_to_curve",
     "curve_to_coef",
     "refinement_grid",
@@ -107,16 +109,26 @@ def bspline_basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
     Shape: ``x`` ``(..., n_in)``, ``grid`` ``(n_in, n_knots)`` ->
     ``(..., n_in, n_knots - 1 - spline_order)``.
     """
+    return bspline_levels(x, grid, spline_order)[-1]
+
+
+def bspline_levels(x: Tensor, grid: Tensor, spline_order: int) -> list[Tensor]:
+    """The bases of every order ``0 .. spline_order`` from one Cox-de Boor pass.
+
+    Shape: ``x`` ``(..., n_in)``, ``grid`` ``(n_in, n_knots)`` -> entry ``p``
+    ``(..., n_in, n_knots - 1 - p)``.
+    """
     t = grid  # (n_in, n_knots)
     xe = x.unsqueeze(-1)  # (..., n_in, 1)
-    basis = ((xe >= t[:, :-1]) & (xe < t[:, 1:])).to(x.dtype)  # (..., n_in, n_knots-1)
+    levels = [((xe >= t[:, :-1]) & (xe < t[:, 1:])).to(x.dtype)]  # (..., n_in, n_knots-1)
     for p in range(1, spline_order + 1):
+        basis = levels[-1]
         left_den = t[:, p:-1] - t[:, : -(p + 1)]
         right_den = t[:, p + 1:] - t[:, 1:-p]
         left = (xe - t[:, : -(p + 1)]) / _nonzero(left_den) * basis[..., :-1]
         right = (t[:, p + 1:] - xe) / _nonzero(right_den) * basis[..., 1:]
-        basis = left + right
-    return basis
+        levels.append(left + right)
+    return levels
 
 
 def bspline_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
@@ -195,9 +207,17 @@ def bspline_basis_derivative(x: Tensor, grid: Tensor, spline_order: int, order: 
     if order > spline_order:
         n_basis = grid.shape[1] - 1 - spline_order
         return x.new_zeros(*x.shape, n_basis)
-    k = spline_order
-    lower = bspline_basis_derivative(x, grid, k - 1, order - 1)  # (..., n_in, n_basis + 1)
-    t = grid
+    lower = bspline_basis_derivative(x, grid, spline_order - 1, order - 1)  # (..., n_in, n_basis + 1)
+    return differentiate_basis(lower, grid, spline_order)
+
+
+def differentiate_basis(lower: Tensor, grid: Tensor, spline_order: int) -> Tensor:
+    """``d/dx`` of the order-``spline_order`` bases from ``lower``: the order ``spline_order - 1``
+    bases (or any derivative of them, giving the next derivative).
+
+    Shape: ``lower`` ``(..., n_in, nb + 1)`` -> ``(..., n_in, nb)``.
+    """
+    k, t = spline_order, grid
     left = lower[..., :-1] / _nonzero(t[:, k:-1] - t[:, : -(k + 1)])
     right = lower[..., 1:] / _nonzero(t[:, k + 1:] - t[:, 1:-k])
     return k * (left - right)
