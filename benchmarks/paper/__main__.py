@@ -26,11 +26,11 @@ EXPERIMENTS = {"a": grid_extension, "b": scaling, "c": tables, "d": pinn, "e": c
 
 def main(argv=None, settings=None) -> Path:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.paper", description=__doc__)
-    parser.add_argument("--full", action="store_true", help="the paper's recipe (about 1.5 h); default: quick")
+    parser.add_argument("--full", action="store_true", help="the paper's recipe (about 3 core-hours); default: quick")
     parser.add_argument("--only", default="abcde", help="experiments to run, e.g. 'ad' (default: abcde)")
     parser.add_argument("--out", default=None, help="output folder (default: reports, or reports/full)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="processes for the independent rows of (c) (default 1; each gets its share of threads)")
+                        help="processes for (c)'s rows and (d)'s models (default 1; each gets its share of threads)")
     args = parser.parse_args(argv)
     s = settings or (FULL if args.full else QUICK)
     if args.jobs is not None:
@@ -98,7 +98,7 @@ def _header(mode, full, metas) -> str:
         "Everything in float64. Paper numbers from Liu et al., \"KAN: Kolmogorov-Arnold Networks\" "
         "(arXiv 2404.19756) and pykan's tutorials (see `/work/shared/reference/paper-results.md`). "
         + ("Full mode: the paper's recipe (LBFGS, 100-200 steps per grid, grids up to G = 50-100, 1000-3000 "
-           "points) with sizes cut where noted so that it runs in about 1.5 h on one core."
+           "points) with sizes cut where noted so that it runs in about 3 core-hours."
            if mode == "full" else
            "Quick mode trains far less than the paper (fewer steps per grid, smaller grids and data), so its "
            "numbers are a smoke-level reproduction; `--full` (reports/full/paper.md) runs the paper's recipe.")

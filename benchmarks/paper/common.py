@@ -58,7 +58,7 @@ class Settings:
 
 
 QUICK = Settings("quick")
-FULL = Settings(  # the paper's recipe (200 / 100 LBFGS steps per grid, 1000-3000 points) sized for ~1.5 h on 1 core
+FULL = Settings(  # the paper's recipe (200 / 100 LBFGS steps per grid, 1000-3000 points), ~3 core-hours
     "full", a_points=3000, a_grids=(3, 5, 10, 20, 50, 100), a_steps=200,
     b_functions=("bessel_j0", "exp_sin_sq", "product", "exp_mean_sin_100d", "exp_sin_4d"),
     b_points=1000, b_grids=(3, 5, 10, 20, 50), b_steps=50, b_mlp_depths=(2, 3),

@@ -7,7 +7,7 @@ from functools import partial
 from kanlab.datasets import FEYNMAN, SPECIAL, sample_function
 
 from . import paper_numbers as paper
-from .common import fmt, figure, grid_extension, parallel_map, save, table, train_mlp
+from .common import figure, grid_extension, parallel_map, save, table, train_mlp
 
 WITHIN = 3.0  # acceptance: our KAN RMSE <= 3x the paper's
 
