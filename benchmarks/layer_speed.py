@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from kanlab import splines  # noqa: E402
-from kanlab.kernels import FUSED_MIN_ELEMENTS, choose_path, fused, kan_linear  # noqa: E402
+from kanlab.kernels import FUSED_MIN_ELEMENTS, choose_cpp_path, choose_path, fused, kan_linear  # noqa: E402
 
 SHAPES = [(1024, 64, 64, 5), (4096, 128, 128, 5), (256, 784, 64, 5), (1024, 64, 64, 50),
           (1024, 32, 32, 200), (8192, 2, 5, 5)]
@@ -116,8 +116,7 @@ def auto_path(n, n_in, g, n_out=64, dtype=torch.float32) -> str:
     """The path ``kan_linear(path="auto")`` takes on a uniform CPU grid."""
     path = choose_path(g + K, K)
     if n * n_in >= FUSED_MIN_ELEMENTS and fused.extension() is not None:
-        tiny = 2 * n_out <= 512 // torch.finfo(dtype).bits
-        return "fused" if path == "dense" and tiny else "fused_sparse"
+        return choose_cpp_path(path, n_out, dtype)
     return path
 
 

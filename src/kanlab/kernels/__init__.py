@@ -39,8 +39,8 @@ from .dense import DenseKAN
 from .reference import kan_edges_reference, kan_linear_reference
 from .sparse import SparseKAN
 
-__all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "choose_path", "PATHS",
-           "FUSED_MIN_ELEMENTS"]
+__all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "choose_path", "choose_cpp_path",
+           "PATHS", "FUSED_MIN_ELEMENTS"]
 
 PATHS = ("auto", "dense", "fused", "sparse", "fused_sparse", "reference")
 
@@ -58,6 +58,17 @@ SPARSE_WIDTH_RATIO = 4.5
 def choose_path(n_basis: int, spline_order: int) -> str:
     """``"sparse"`` when ``(n_basis + 1) >= SPARSE_WIDTH_RATIO * (k + 2)``, else ``"dense"``."""
     return "sparse" if n_basis + 1 >= SPARSE_WIDTH_RATIO * (spline_order + 2) else "dense"
+
+
+def choose_cpp_path(eager_path: str, n_out: int, dtype: torch.dtype) -> str:
+    """The C++ path ``"auto"`` takes where the extension applies, given the eager choice.
+
+    ``"fused_sparse"`` was the fastest measured at every grid size, but for outputs of at most
+    half a 64-byte SIMD vector (padded to a whole one) on grids where the eager choice is
+    ``"dense"``: there the dense C++ path ``"fused"`` was (docs/performance.md).
+    """
+    tiny = 2 * n_out <= 512 // torch.finfo(dtype).bits
+    return "fused" if eager_path == "dense" and tiny else "fused_sparse"
 
 
 def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
@@ -90,10 +101,7 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
             elif (x.shape[0] * x.shape[-1] >= FUSED_MIN_ELEMENTS
                   and fused_sparse_supports(x, coef, scale_base, scale_spline, uniform)
                   and fused.extension() is not None):
-                # fastest measured at every grid size, but for tiny outputs (padded to a whole
-                # SIMD vector) on small grids, where the dense C++ path is (docs/performance.md)
-                tiny = 2 * coef.shape[0] <= 512 // torch.finfo(x.dtype).bits
-                path = "fused" if path == "dense" and tiny else "fused_sparse"
+                path = choose_cpp_path(path, coef.shape[0], x.dtype)
     if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
         return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
                                     base_activation)
