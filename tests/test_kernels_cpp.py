@@ -172,6 +172,19 @@ def test_fused_sparse_matches_reference_values_and_all_gradients(ext, seed):
         torch.testing.assert_close(v, r, rtol=0, atol=1e-10 * max(1.0, float(r.abs().max())))
 
 
+@pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
+def test_fused_sparse_wide_layers_and_several_sample_blocks(ext, dtype, atol):
+    """Wide enough for input_grad's grouped reductions (16 / 8 inputs at once, plus a tail)
+    and long enough for several sample blocks in table_grad (1200 > 512 samples)."""
+    grid, x, params = problem(1200, 37, 130, 5, 3, seed=21, dtype=dtype)
+    gy = torch.randn(1200, 130, dtype=torch.float64, generator=torch.Generator().manual_seed(22))
+    grid64, x64, params64 = grid.double(), x.double(), [p.double() for p in params]
+    ref = values_and_grads(lambda *t: kan_linear_reference(t[0], grid64, *t[1:], 3, "silu"), x64, params64, gy)
+    got = values_and_grads(lambda *t: sparse_fn(3, "silu")(*t, grid), x, params, gy.to(dtype))
+    for r, v in zip(ref, got):
+        torch.testing.assert_close(v.double(), r, rtol=0, atol=atol * max(1.0, float(r.abs().max())))
+
+
 def test_fused_sparse_float32_close_to_float64_reference(ext):
     grid, x, params = problem(300, 6, 20, 40, 3, seed=8)
     y64 = kan_linear_reference(x, grid, *params, 3, "silu")

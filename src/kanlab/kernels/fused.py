@@ -34,8 +34,8 @@ from .local import uniform_basis_matrices
 __all__ = ["FusedKAN", "extension", "build_error", "supports"]
 
 _SOURCES = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpp", name)
-            for name in ("fused_kan.cpp", "sparse_kan.cpp", "sparse_table.cpp")]
-_HEADERS = [os.path.join(os.path.dirname(_SOURCES[0]), "uniform_basis.h")]
+            for name in ("fused_kan.cpp", "sparse_kan.cpp", "sparse_table.cpp", "sparse_table_grad.cpp")]
+_HEADERS = [os.path.join(os.path.dirname(_SOURCES[0]), name) for name in ("uniform_basis.h", "sparse_common.h")]
 _LOCK = threading.Lock()
 _STATE: dict = {}  # "module" (None when unavailable) and "error" once a build was tried
 

@@ -1,17 +1,21 @@
 """Optional fused *sparse* C++ kernels on uniform CPU grids: only the ``k + 1`` live bases.
 
-Three OpenMP kernels (``kernels/cpp/sparse_kan.cpp``, built into the same extension as
-:mod:`~kanlab.kernels.fused`) on a padded weight table ``T`` ``(n_in, nc, P, CH)``:
-``P = G + 3k + 1`` rows per input (base row, ``k`` zero rows, the ``G + k`` bases, ``k``
-zero rows), the outputs in ``nc`` chunks of ``CH`` columns (:func:`chunk_width`; zero
-columns pad ``n_out``):
+Three OpenMP kernels (``kernels/cpp/sparse_kan.cpp``, ``sparse_table_grad.cpp``, built into
+the same extension as :mod:`~kanlab.kernels.fused`) on a weight table ``T``
+``(n_in, nc, G + k + 1, CH)``: per input the base row, then one row per basis; the outputs
+in ``nc`` chunks of ``CH`` columns (:func:`chunk_width`; zero columns pad ``n_out``):
 
-* ``sparse_forward``: ``y[n] = sum_i b(x_ni) T[i, :, 0] + sum_j B_j(x_ni) T[i, :, 1 + s + j]``
-  (``s`` the knot interval from the closed form), accumulated in registers per sample;
+* ``sparse_forward``: ``y[n] = sum_i b(x_ni) T[i, :, 0] + sum_j B_j(x_ni) T[i, :, 1 + s - k + j]``
+  (``s`` the knot interval from the closed form), accumulated in registers per sample. In
+  the ``k`` outer intervals on each side some of these bases do not exist: their weights
+  are zero, and their rows those of the neighbouring slice (or ``k`` zero rows the table's
+  storage has before and after it);
 * ``sparse_input_grad``:
-  ``dL/dx[n, i] = <b'(x_ni) T[i, :, 0] + sum_j B'_j(x_ni) T[i, :, 1 + s + j], g[n]>``;
-* ``sparse_table_grad``: the samples of each input grouped by interval (counting sort), each
-  interval's ``k + 1`` row sums of ``B_j g[n]`` kept in registers, inputs in parallel.
+  ``dL/dx[n, i] = <b'(x_ni) T[i, :, 0] + sum_j B'_j(x_ni) T[i, :, 1 + s - k + j], g[n]>``, the
+  dot products of 16 (float32) or 8 (float64) inputs reduced together;
+* ``sparse_table_grad``: inputs in parallel; samples in blocks whose output gradients stay
+  in L2, grouped per input by interval (counting sort), each interval's ``k + 1`` row sums
+  of ``B_j g[n]`` kept in registers.
 
 Every kernel costs ``O(N n_in (k + 2) n_out)``, independent of ``G``; no ``(N, n_in G)``
 buffer exists (peak memory ~ the output and its gradient). The base activation and its
@@ -97,6 +101,6 @@ class FusedSparseKAN(torch.autograd.Function):
             gx = ext.sparse_input_grad(g, x, db.contiguous(), grid, m_d, tab, k)
         if any(ctx.needs_input_grad[1:4]):
             gtab = ext.sparse_table_grad(g, x, b, grid, m_w, k, tab.shape[3])
-            gc, gsb, gss = ext.sparse_param_grads(gtab, coef, ss, k)
+            gc, gsb, gss = ext.sparse_param_grads(gtab, coef, ss)
         return gx, gc, gsb, gss, None, None, None
 

@@ -1,9 +1,10 @@
 // The padded weight table of the fused sparse kernels (sparse_kan.cpp) from a KAN layer's
 // parameters, and the parameters' gradients from the table's gradient.
 //
-// tab (n_in, nc, nb + 2k + 1, ch): tab[i, c, 0, o'] = scale_base[o, i],
-// tab[i, c, k + 1 + m, o'] = scale_spline[o, i] coef[o, i, m] for output o = c ch + o', zero
-// elsewhere (padding rows and columns). Both loops go input by input, so each input's slices
+// tab (n_in, nc, nb + 1, ch): tab[i, c, 0, o'] = scale_base[o, i],
+// tab[i, c, 1 + m, o'] = scale_spline[o, i] coef[o, i, m] for output o = c ch + o', zero in
+// the padding columns; k zero rows of ch before and after it in its storage (the kernels
+// read rows of non-existent bases there, with zero weights). Both loops go input by input, so each input's slices
 // stay in L1; inputs are split across threads.
 #include <torch/extension.h>
 
@@ -17,9 +18,10 @@ torch::Tensor sparse_table(torch::Tensor coef, torch::Tensor sb, torch::Tensor s
               sb.sizes() == coef.sizes().slice(0, 2) && ss.sizes() == sb.sizes() &&
               sb.scalar_type() == coef.scalar_type() && ss.scalar_type() == coef.scalar_type(),
               "coef (n_out, n_in, nb), scales (n_out, n_in): contiguous, one dtype");
-  const int64_t n_out = coef.size(0), n_in = coef.size(1), nb = coef.size(2), P = nb + 2 * k + 1;
+  const int64_t n_out = coef.size(0), n_in = coef.size(1), nb = coef.size(2), P = nb + 1;
   const int64_t nc = (n_out + ch - 1) / ch;
-  auto tab = torch::zeros({n_in, nc, P, ch}, coef.options());
+  auto storage = torch::zeros({n_in * nc * P * ch + 2 * k * ch}, coef.options());
+  auto tab = storage.narrow(0, k * ch, n_in * nc * P * ch).view({n_in, nc, P, ch});
   AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "sparse_table", [&] {
     const scalar_t* cp = coef.data_ptr<scalar_t>();
     const scalar_t* sbp = sb.data_ptr<scalar_t>();
@@ -32,7 +34,7 @@ torch::Tensor sparse_table(torch::Tensor coef, torch::Tensor sb, torch::Tensor s
         const scalar_t s = ssp[o * n_in + i];
         const scalar_t* cr = cp + (o * n_in + i) * nb;
         slice[0] = sbp[o * n_in + i];
-        for (int64_t m = 0; m < nb; ++m) slice[(k + 1 + m) * ch] = s * cr[m];
+        for (int64_t m = 0; m < nb; ++m) slice[(1 + m) * ch] = s * cr[m];
       }
     });
   });
@@ -40,11 +42,11 @@ torch::Tensor sparse_table(torch::Tensor coef, torch::Tensor sb, torch::Tensor s
 }
 
 // Gradients of coef and both scales from the table gradient (the inverse map of sparse_table).
-std::vector<torch::Tensor> sparse_param_grads(torch::Tensor gtab, torch::Tensor coef, torch::Tensor ss, int64_t k) {
+std::vector<torch::Tensor> sparse_param_grads(torch::Tensor gtab, torch::Tensor coef, torch::Tensor ss) {
   TORCH_CHECK(gtab.dim() == 4 && gtab.is_contiguous() && coef.is_contiguous() && ss.is_contiguous() &&
               gtab.scalar_type() == coef.scalar_type() && ss.scalar_type() == coef.scalar_type() &&
-              gtab.size(0) == coef.size(1) && gtab.size(2) == coef.size(2) + 2 * k + 1 &&
-              gtab.size(1) * gtab.size(3) >= coef.size(0), "gtab: (n_in, nc, nb + 2k + 1, ch), like coef");
+              gtab.size(0) == coef.size(1) && gtab.size(2) == coef.size(2) + 1 &&
+              gtab.size(1) * gtab.size(3) >= coef.size(0), "gtab: (n_in, nc, nb + 1, ch), like coef");
   const int64_t n_out = coef.size(0), n_in = coef.size(1), nb = coef.size(2), P = gtab.size(2);
   const int64_t nc = gtab.size(1), ch = gtab.size(3);
   auto gcoef = torch::empty_like(coef);
@@ -65,7 +67,7 @@ std::vector<torch::Tensor> sparse_param_grads(torch::Tensor gtab, torch::Tensor 
         scalar_t* gr = gcp + (o * n_in + i) * nb;
         scalar_t dot = 0;
         for (int64_t m = 0; m < nb; ++m) {
-          const scalar_t gm = slice[(k + 1 + m) * ch];
+          const scalar_t gm = slice[(1 + m) * ch];
           gr[m] = s * gm;
           dot += cr[m] * gm;
         }
@@ -78,7 +80,7 @@ std::vector<torch::Tensor> sparse_param_grads(torch::Tensor gtab, torch::Tensor 
 }
 
 void register_sparse_table(pybind11::module& mod) {
-  mod.def("sparse_table", &sparse_table, "coef, scale_base, scale_spline, k, CH -> padded table");
+  mod.def("sparse_table", &sparse_table, "coef, scale_base, scale_spline, k, CH -> table (n_in, nc, nb + 1, CH), k zero rows either side");
   mod.def("sparse_param_grads", &sparse_param_grads,
-          "table gradient, coef, scale_spline, k -> [d coef, d scale_base, d scale_spline]");
+          "table gradient, coef, scale_spline -> [d coef, d scale_base, d scale_spline]");
 }

@@ -1,0 +1,121 @@
+// Shared pieces of the fused sparse kernels (sparse_kan.cpp, sparse_table_grad.cpp): 64-byte
+// vectors (GCC vector extensions: any x86 / ARM target, -march=native picks the instructions),
+// the problem description, compile-time dispatch on k and the chunk width, and argument checks.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <cstring>
+#include <type_traits>
+
+namespace kanlab_sparse {
+
+template <typename T> struct VecOf;
+template <> struct VecOf<float> { typedef float type __attribute__((vector_size(64))); };
+template <> struct VecOf<double> { typedef double type __attribute__((vector_size(64))); };
+template <typename T> using Vec = typename VecOf<T>::type;
+template <typename T> constexpr int64_t kLanes = 64 / sizeof(T);
+
+template <typename T> inline Vec<T> vload(const T* p) { Vec<T> v; std::memcpy(&v, p, sizeof v); return v; }
+template <typename T> inline void vstore(T* p, const Vec<T>& v) { std::memcpy(p, &v, sizeof v); }
+template <typename T> inline void vadd(T* p, const Vec<T>& v) { vstore(p, vload(p) + v); }
+template <typename T, int B> struct Part { typedef T type __attribute__((vector_size(B))); };
+template <typename T> inline T hsum(const Vec<T>& v) {  // halving tree
+  typename Part<T, 32>::type a, b;
+  std::memcpy(&a, &v, 32);
+  std::memcpy(&b, reinterpret_cast<const char*>(&v) + 32, 32);
+  a += b;
+  typename Part<T, 16>::type c, d;
+  std::memcpy(&c, &a, 16);
+  std::memcpy(&d, reinterpret_cast<const char*>(&a) + 16, 16);
+  c += d;
+  T s = c[0];
+  for (int l = 1; l < int(16 / sizeof(T)); ++l) s += c[l];
+  return s;
+}
+
+// Horizontal sums of L = kLanes<T> vectors at once: lane q of the result is the sum of v[q]'s
+// lanes (v is overwritten). A halving tree over pairs, two shuffles and one add per pair and
+// level: about 3 operations per vector instead of hsum's 8 (and no serial chain).
+inline Vec<float> hsums(Vec<float>* v) {
+  typedef int32_t I __attribute__((vector_size(64)));
+  const I l1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+  const I h1 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+  const I l2 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+  const I h2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+  const I l3 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
+  const I h3 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
+  const I l4 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+  const I h4 = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+  for (int q = 0; q < 8; ++q) v[q] = __builtin_shuffle(v[2 * q], v[2 * q + 1], l1) + __builtin_shuffle(v[2 * q], v[2 * q + 1], h1);
+  for (int q = 0; q < 4; ++q) v[q] = __builtin_shuffle(v[2 * q], v[2 * q + 1], l2) + __builtin_shuffle(v[2 * q], v[2 * q + 1], h2);
+  for (int q = 0; q < 2; ++q) v[q] = __builtin_shuffle(v[2 * q], v[2 * q + 1], l3) + __builtin_shuffle(v[2 * q], v[2 * q + 1], h3);
+  return __builtin_shuffle(v[0], v[1], l4) + __builtin_shuffle(v[0], v[1], h4);
+}
+inline Vec<double> hsums(Vec<double>* v) {
+  typedef int64_t I __attribute__((vector_size(64)));
+  const I l1 = {0, 1, 2, 3, 8, 9, 10, 11}, h1 = {4, 5, 6, 7, 12, 13, 14, 15};
+  const I l2 = {0, 1, 4, 5, 8, 9, 12, 13}, h2 = {2, 3, 6, 7, 10, 11, 14, 15};
+  const I l3 = {0, 2, 4, 6, 8, 10, 12, 14}, h3 = {1, 3, 5, 7, 9, 11, 13, 15};
+  for (int q = 0; q < 4; ++q) v[q] = __builtin_shuffle(v[2 * q], v[2 * q + 1], l1) + __builtin_shuffle(v[2 * q], v[2 * q + 1], h1);
+  for (int q = 0; q < 2; ++q) v[q] = __builtin_shuffle(v[2 * q], v[2 * q + 1], l2) + __builtin_shuffle(v[2 * q], v[2 * q + 1], h2);
+  return __builtin_shuffle(v[0], v[1], l3) + __builtin_shuffle(v[0], v[1], h3);
+}
+
+template <typename T>
+struct Problem {
+  const T* x;    // (N, n_in)
+  const T* b;    // like x: b(x) or b'(x)
+  const T* tab;  // (n_in, nc, P, CH)
+  int64_t n_in, nc, P;
+  int k, n_int;
+  const T* ih;   // (n_in) 1 / h
+  const T* c;    // (n_in) -t0 / h
+  const T* m;    // (k + 1, k + 1) polynomial coefficients (values or derivatives in f)
+};
+
+// fn(KT, NV) with KT = 3 (unrolled) or 0 (any k), NV = 1, 2 or 4 as compile-time constants.
+template <typename F>
+void dispatch(int64_t k, int64_t nv, F fn) {
+  using std::integral_constant;
+  auto with_k = [&](auto kt) {
+    if (nv == 4) fn(kt, integral_constant<int, 4>());
+    else if (nv == 2) fn(kt, integral_constant<int, 2>());
+    else fn(kt, integral_constant<int, 1>());
+  };
+  if (k == 3) with_k(integral_constant<int, 3>());
+  else with_k(integral_constant<int, 0>());
+}
+
+inline void check(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& grid,
+           const torch::Tensor& m, int64_t k) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.is_contiguous(), "x: contiguous 2-D CPU tensor");
+  TORCH_CHECK(x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble, "x: float32 or float64");
+  TORCH_CHECK(b.sizes() == x.sizes() && b.is_contiguous() && b.scalar_type() == x.scalar_type(),
+              "base values / derivatives: contiguous, like x");
+  TORCH_CHECK(grid.dim() == 2 && grid.size(0) == x.size(1) && grid.is_contiguous(), "grid: (n_in, n_knots)");
+  TORCH_CHECK(grid.scalar_type() == x.scalar_type() && m.scalar_type() == x.scalar_type(), "dtypes differ");
+  TORCH_CHECK(k >= 1 && grid.size(1) > 2 * k + 1, "spline order / grid size");
+  TORCH_CHECK(m.is_contiguous() && m.numel() == (k + 1) * (k + 1), "m: (k+1, k+1)");
+}
+
+// Checks the table / gradient layout (n_in, nc, n_int + k + 1, CH) and returns NV = CH / lanes.
+inline int64_t check_layout(const torch::Tensor& x, const torch::Tensor& grid, int64_t k, int64_t nc, int64_t ch) {
+  const int64_t lanes = x.scalar_type() == torch::kFloat ? kLanes<float> : kLanes<double>;
+  const int64_t nv = ch / lanes;
+  TORCH_CHECK(ch % lanes == 0 && (nv == 1 || nv == 2 || nv == 4), "chunk: 1, 2 or 4 vectors of ", lanes);
+  TORCH_CHECK(x.size(1) * nc * (grid.size(1) - k) * ch < (int64_t(1) << 31), "table too large");
+  return nv;
+}
+
+inline void check_tab(const torch::Tensor& tab, const torch::Tensor& x, const torch::Tensor& grid, int64_t k) {
+  TORCH_CHECK(tab.dim() == 4 && tab.is_contiguous() && tab.scalar_type() == x.scalar_type() &&
+              tab.size(0) == x.size(1) && tab.size(2) == grid.size(1) - k,
+              "tab: contiguous (n_in, nc, nb + 1, CH)");
+  const int64_t pad = k * tab.size(3);  // k zero rows before and after, in the same storage
+  TORCH_CHECK(tab.storage_offset() >= pad &&
+              int64_t(tab.storage().nbytes()) >= (tab.storage_offset() + tab.numel() + pad) * tab.element_size(),
+              "tab: needs k zero rows before and after it (build it with sparse_table)");
+}
+
+}  // namespace kanlab_sparse
