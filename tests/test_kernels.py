@@ -199,3 +199,19 @@ def test_functorch_transforms_fall_back_to_the_reference():
     torch.testing.assert_close(jac, ref, atol=1e-12, rtol=0)
     vm = torch.func.vmap(layer)(x[:, None, :])  # (5, 1, 2)
     torch.testing.assert_close(vm[:, 0], layer(x), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["silu", "tanh", "gelu", "identity", "relu"])
+def test_base_derivative_closed_forms_match_autograd(name):
+    from kanlab.activations import base_function
+    from kanlab.kernels.common import base_derivative
+    x = (torch.linspace(-4, 4, 101, dtype=torch.float64) + 1e-3).requires_grad_()
+    d = base_derivative(name, x)
+    (ref,) = torch.autograd.grad(base_function(name)(x).sum(), x, create_graph=True)
+    torch.testing.assert_close(d, ref, rtol=0, atol=1e-12)
+    with torch.no_grad():  # the fast kernels' backward: silu takes a fused op there
+        torch.testing.assert_close(base_derivative(name, x.detach()), ref.detach(), rtol=0, atol=1e-12)
+    if name in ("silu", "tanh", "gelu"):  # the closed form stays differentiable (jets need b'')
+        (d2,) = torch.autograd.grad(d.sum(), x)
+        (ref2,) = torch.autograd.grad(ref.sum(), x)
+        torch.testing.assert_close(d2, ref2, rtol=0, atol=1e-12)

@@ -29,8 +29,11 @@ def pack_weights(coef: Tensor, scale_base: Tensor, scale_spline: Tensor) -> Tens
 
 
 def _silu_d(x: Tensor) -> Tensor:
-    s = torch.sigmoid(x)
-    return s * (1 + x * (1 - s))
+    if torch.is_grad_enabled() and x.requires_grad:  # differentiable (jets need b'')
+        s = torch.sigmoid(x)
+        return s * (1 + x * (1 - s))
+    # one fused ATen op instead of five (it has no derivative itself)
+    return torch.ops.aten.silu_backward(torch.ones((), dtype=x.dtype, device=x.device).expand_as(x), x)
 
 
 def _gelu_d(x: Tensor) -> Tensor:
