@@ -172,11 +172,13 @@ def test_fused_sparse_matches_reference_values_and_all_gradients(ext, seed):
         torch.testing.assert_close(v, r, rtol=0, atol=1e-10 * max(1.0, float(r.abs().max())))
 
 
+@pytest.mark.parametrize("g", [5, 40])
 @pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
-def test_fused_sparse_wide_layers_and_several_sample_blocks(ext, dtype, atol):
-    """Wide enough for input_grad's grouped reductions (16 / 8 inputs at once, plus a tail)
-    and long enough for several sample blocks in table_grad (1200 > 512 samples)."""
-    grid, x, params = problem(1200, 37, 130, 5, 3, seed=21, dtype=dtype)
+def test_fused_sparse_wide_layers_and_several_sample_blocks(ext, dtype, atol, g):
+    """Wide enough for input_grad's grouped reductions (16 / 8 inputs at once, plus a tail),
+    for input groups split into sub-blocks (G = 40: fewer inputs' table slices fit in L1) and
+    long enough for several sample blocks in table_grad (1200 > 512 samples)."""
+    grid, x, params = problem(1200, 37, 130, g, 3, seed=21, dtype=dtype)
     gy = torch.randn(1200, 130, dtype=torch.float64, generator=torch.Generator().manual_seed(22))
     grid64, x64, params64 = grid.double(), x.double(), [p.double() for p in params]
     ref = values_and_grads(lambda *t: kan_linear_reference(t[0], grid64, *t[1:], 3, "silu"), x64, params64, gy)

@@ -33,69 +33,81 @@ using namespace kanlab_sparse;
 using kanlab_basis::grid_constants;
 using kanlab_basis::over_rows;
 
-// One row of x: per input the offset (1 + s - k) CH of the row of its first live basis s - k,
-// relative to its table slice, and its k + 1 weights w[j n_in + i] (times 1 / h when `Deriv`;
-// zero outside the knots and for bases that do not exist, whose rows belong to a neighbouring
-// slice or to the table's padding).
+// Rows [n0, n1) of x, inputs [g0, g1): per (row, input) the offset (1 + s - k) CH of the row
+// of its first live basis s - k, relative to its table slice, and its k + 1 weights (times
+// 1 / h when `Deriv`; zero outside the knots and for bases that do not exist, whose rows
+// belong to a neighbouring slice or to the table's padding). Row r of the block keeps its
+// weights at w[(r (k + 1) + j) G + i - g0] and offsets at off[r G + i - g0], G = g1 - g0.
 template <typename T, int KT, bool Deriv>
-void live_row(const Problem<T>& p, const T* __restrict xr, T* __restrict w, int32_t* __restrict off,
-              int32_t ch) {
+void live_block(const Problem<T>& p, int64_t n0, int64_t n1, int64_t g0, int64_t g1, T* __restrict w,
+                int32_t* __restrict off, int32_t ch) {
   constexpr int KM = KT > 0 ? KT : 1;
   const int kk = KT > 0 ? KT : p.k;
   T mk[(KM + 1) * (KM + 1)];  // KT > 0: a local copy (no aliasing with w: the loop vectorises)
   if (KT > 0) std::copy(p.m, p.m + (KM + 1) * (KM + 1), mk);
   const T* __restrict m = KT > 0 ? mk : p.m;
-  const T* __restrict ih = p.ih;
-  const T* __restrict c = p.c;
+  const T* __restrict ih = p.ih + g0;
+  const T* __restrict c = p.c + g0;
   const T top = T(p.n_int), nb = T(p.P - 1);
-  const int64_t n_in = p.n_in;
-  for (int64_t i = 0; i < n_in; ++i) {
-    const T u = xr[i] * ih[i] + c[i];
-    const T s = std::floor(u);
-    const T f = u - s;
-    const T live = (u >= T(0)) & (u < top) ? T(1) : T(0);  // selects, no branches
-    off[i] = (static_cast<int32_t>(live > T(0) ? s : T(kk)) + 1 - kk) * ch;  // outside: rows 1 .. k + 1
-    const T first = s - T(kk);  // first live basis (this form keeps the loop vectorised)
-    const T scale = (Deriv ? ih[i] : T(1)) * live;
-    for (int j = 0; j <= kk; ++j) {
-      T acc = m[kk * (kk + 1) + j];
-      for (int r = kk - 1; r >= 0; --r) acc = acc * f + m[r * (kk + 1) + j];
-      const T exists = (first + T(j) >= T(0)) & (first + T(j) < nb) ? T(1) : T(0);
-      w[j * n_in + i] = acc * scale * exists;
+  const int64_t G = g1 - g0;
+  for (int64_t n = n0; n < n1; ++n) {
+    const T* __restrict xr = p.x + n * p.n_in + g0;
+    T* __restrict wr = w + (n - n0) * (kk + 1) * G;
+    int32_t* __restrict offr = off + (n - n0) * G;
+    for (int64_t i = 0; i < G; ++i) {
+      const T u = xr[i] * ih[i] + c[i];
+      const T s = std::floor(u);
+      const T f = u - s;
+      const T live = (u >= T(0)) & (u < top) ? T(1) : T(0);  // selects, no branches
+      offr[i] = (static_cast<int32_t>(live > T(0) ? s : T(kk)) + 1 - kk) * ch;  // outside: rows 1 .. k + 1
+      const T first = s - T(kk);  // first live basis (this form keeps the loop vectorised)
+      const T scale = (Deriv ? ih[i] : T(1)) * live;
+      for (int j = 0; j <= kk; ++j) {
+        T acc = m[kk * (kk + 1) + j];
+        for (int r = kk - 1; r >= 0; --r) acc = acc * f + m[r * (kk + 1) + j];
+        const T exists = (first + T(j) >= T(0)) & (first + T(j) < nb) ? T(1) : T(0);
+        wr[j * G + i] = acc * scale * exists;
+      }
     }
   }
 }
 
-// Cache blocking of the row kernels: blocks of samples (their outputs / output gradients
-// stay in L2) times blocks of inputs (their table slices of one chunk stay in L1; a multiple of L inputs when that many fit, for input_grad's hsums).
+// Cache blocking of the row kernels: blocks of rows (their outputs / output gradients stay
+// in L2) times groups of inputs (their weights for the block are computed just before use
+// and stay in L2) times sub-blocks of inputs (their table slices of one chunk stay in L1; a
+// multiple of L inputs when that many fit, for input_grad's hsums).
 template <typename T, int NV>
-void block_sizes(const Problem<T>& p, int64_t& rows, int64_t& inputs) {
-  const int64_t row_bytes = NV * 64, touched = p.P * row_bytes;
-  inputs = std::max<int64_t>(1, (int64_t(40) << 10) / touched);
-  if (inputs >= kLanes<T>) inputs -= inputs % kLanes<T>;
-  rows = std::min<int64_t>(256, std::max<int64_t>(8, (int64_t(128) << 10) / (p.nc * row_bytes)));
-  const int64_t live_bytes = p.n_in * ((p.k + 1) * int64_t(sizeof(T)) + 4);  // per row of the block
-  rows = std::min(rows, std::max<int64_t>(8, (int64_t(512) << 10) / live_bytes));
+void block_sizes(const Problem<T>& p, int64_t& rows, int64_t& group, int64_t& inputs) {
+  const int64_t L = kLanes<T>, row_bytes = NV * 64;
+  inputs = std::max<int64_t>(1, (int64_t(40) << 10) / (p.P * row_bytes));
+  if (inputs >= L) inputs -= inputs % L;
+  group = std::min(p.n_in, std::max(inputs, L));
+  rows = std::min<int64_t>(512, std::max<int64_t>(8, (int64_t(128) << 10) / (p.nc * row_bytes)));
+  const int64_t live_bytes = group * ((p.k + 1) * int64_t(sizeof(T)) + 4);  // per row of the block
+  rows = std::min(rows, std::max<int64_t>(8, (int64_t(256) << 10) / live_bytes));
 }
 
+// Runs body(n, c, i0, i1, wr, offr, G) over rows [r0, r1) and the inputs [i0, i1) of each
+// sub-block, chunk by chunk; input i's weights are wr[j G + i - i0], its offset offr[i - i0].
 template <typename T, int KT, int NV, bool Deriv, typename F>
 void blocked_rows(const Problem<T>& p, int64_t r0, int64_t r1, F body) {
   const int kk = KT > 0 ? KT : p.k;
   const int64_t n_in = p.n_in;
-  int64_t NB, IB;
-  block_sizes<T, NV>(p, NB, IB);
-  std::vector<T> w(NB * (kk + 1) * n_in);
-  std::vector<int32_t> off(NB * n_in);
+  int64_t NB, GI, IB;
+  block_sizes<T, NV>(p, NB, GI, IB);
+  std::vector<T> w(NB * (kk + 1) * GI);
+  std::vector<int32_t> off(NB * GI);
   for (int64_t n0 = r0; n0 < r1; n0 += NB) {
     const int64_t n1 = std::min(r1, n0 + NB);
-    for (int64_t n = n0; n < n1; ++n)
-      live_row<T, KT, Deriv>(p, p.x + n * n_in, w.data() + (n - n0) * (kk + 1) * n_in,
-                             off.data() + (n - n0) * n_in, NV * kLanes<T>);
-    for (int64_t c = 0; c < p.nc; ++c)
-      for (int64_t i0 = 0; i0 < n_in; i0 += IB)
-        for (int64_t n = n0; n < n1; ++n)
-          body(n, c, i0, std::min(n_in, i0 + IB), w.data() + (n - n0) * (kk + 1) * n_in,
-               off.data() + (n - n0) * n_in);
+    for (int64_t g0 = 0; g0 < n_in; g0 += GI) {
+      const int64_t g1 = std::min(n_in, g0 + GI), G = g1 - g0;
+      live_block<T, KT, Deriv>(p, n0, n1, g0, g1, w.data(), off.data(), NV * kLanes<T>);
+      for (int64_t c = 0; c < p.nc; ++c)
+        for (int64_t i0 = g0; i0 < g1; i0 += IB)
+          for (int64_t n = n0; n < n1; ++n)
+            body(n, c, i0, std::min(g1, i0 + IB), w.data() + (n - n0) * (kk + 1) * G + (i0 - g0),
+                 off.data() + (n - n0) * G + (i0 - g0), G);
+    }
   }
 }
 
@@ -105,7 +117,7 @@ void forward_rows(const Problem<T>& p, T* y, int64_t r0, int64_t r1) {
   const int kk = KT > 0 ? KT : p.k;
   const int64_t n_in = p.n_in, W = p.nc * CH;
   blocked_rows<T, KT, NV, false>(p, r0, r1, [&](int64_t n, int64_t c, int64_t i0, int64_t i1,
-                                                const T* wr, const int32_t* offr) {
+                                                const T* wr, const int32_t* offr, int64_t G) {
     const T* br = p.b + n * n_in;
     T* yr = y + n * W + c * CH;
     Vec<T> a0[NV], a1[NV];  // two chains per vector: FMA latency
@@ -115,11 +127,11 @@ void forward_rows(const Problem<T>& p, T* y, int64_t r0, int64_t r1) {
     }
     for (int64_t i = i0; i < i1; ++i) {
       const T* base = p.tab + (i * p.nc + c) * p.P * CH;
-      const T* row = base + offr[i];
+      const T* row = base + offr[i - i0];
       const T bi = br[i];
       for (int v = 0; v < NV; ++v) a1[v] += bi * vload(base + v * L);
       for (int j = 0; j <= kk; ++j) {
-        const T wj = wr[j * n_in + i];
+        const T wj = wr[j * G + i - i0];
         for (int v = 0; v < NV; ++v) {
           if (j & 1) a1[v] += wj * vload(row + j * CH + v * L);
           else a0[v] += wj * vload(row + j * CH + v * L);
@@ -137,19 +149,19 @@ void input_grad_rows(const Problem<T>& p, const T* g, T* gx, int64_t r0, int64_t
   const int64_t n_in = p.n_in, W = p.nc * CH;
   std::fill(gx + r0 * n_in, gx + r1 * n_in, T(0));
   blocked_rows<T, KT, NV, true>(p, r0, r1, [&](int64_t n, int64_t c, int64_t i0, int64_t i1,
-                                               const T* wr, const int32_t* offr) {
+                                               const T* wr, const int32_t* offr, int64_t G) {
     const T* dbr = p.b + n * n_in;
     T* out = gx + n * n_in;
     Vec<T> gv[NV];
     for (int v = 0; v < NV; ++v) gv[v] = vload(g + n * W + c * CH + v * L);
     auto dot = [&](int64_t i) {  // lanes of <b' tab[i, 0] + sum_j B'_j tab[i, 1 + s + j], g[n]>
       const T* base = p.tab + (i * p.nc + c) * p.P * CH;
-      const T* row = base + offr[i];
+      const T* row = base + offr[i - i0];
       const T di = dbr[i];
       Vec<T> t[NV];
       for (int v = 0; v < NV; ++v) t[v] = di * vload(base + v * L);
       for (int j = 0; j <= kk; ++j) {
-        const T wj = wr[j * n_in + i];
+        const T wj = wr[j * G + i - i0];
         for (int v = 0; v < NV; ++v) t[v] += wj * vload(row + j * CH + v * L);
       }
       Vec<T> s = t[0] * gv[0];
