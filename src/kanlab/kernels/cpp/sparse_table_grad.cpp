@@ -94,6 +94,7 @@ void table_grad_inputs(const Problem<T>& p, int64_t N, const T* g, T* gtab, int6
   st.ws.resize((kk + 2) * B);
   std::vector<Vec<T>> spill(KT > 0 ? 0 : (kk + 1) * NV);  // accumulators when k is not fixed
   const T* bs = st.ws.data() + (kk + 1) * B;                // b(x) per sample
+  std::fill(gtab + i0 * p.nc * p.P * CH, gtab + i1 * p.nc * p.P * CH, T(0));  // this thread's slices
   for (int64_t n0 = 0; n0 < N; n0 += B)
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t cnt = std::min(B, N - n0);
@@ -149,7 +150,7 @@ torch::Tensor sparse_table_grad(torch::Tensor g, torch::Tensor x, torch::Tensor 
   const int64_t nv = check_layout(x, grid, k, W / chunk, chunk);
   TORCH_CHECK(N < (int64_t(1) << 31), "batch too large");
   const int64_t P = grid.size(1) - k;  // nb + 1
-  auto gtab = torch::zeros({n_in, W / chunk, P, chunk}, x.options());
+  auto gtab = torch::empty({n_in, W / chunk, P, chunk}, x.options());  // zeroed by the owning threads
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sparse_table_grad", [&] {
     std::vector<scalar_t> ih, c;
     kanlab_basis::grid_constants<scalar_t>(grid, ih, c);
