@@ -56,8 +56,8 @@ def chunk_width(n_out: int, dtype: torch.dtype) -> int:
 
 class FusedSparseKAN(torch.autograd.Function):
     """The layer function of :func:`~kanlab.kernels.kan_linear_reference` by the sparse C++
-    kernels (uniform grids, CPU, float32/float64), straight from the parameters: the padded
-    table is built from ``coef`` and both scales in C++ and its gradient mapped back there.
+    kernels (uniform grids, CPU, float32/float64), straight from the parameters: the table is
+    built from ``coef`` and both scales in C++ and its gradient mapped back there.
     Saves ``x``, ``b(x)`` and the table; higher-order derivatives go through the reference.
 
     Shape: ``x`` ``(N, n_in)``, ``coef`` ``(n_out, n_in, nb)``, scales ``(n_out, n_in)``,

@@ -99,7 +99,7 @@ inline void check(const torch::Tensor& x, const torch::Tensor& b, const torch::T
   TORCH_CHECK(m.is_contiguous() && m.numel() == (k + 1) * (k + 1), "m: (k+1, k+1)");
 }
 
-// Checks the table / gradient layout (n_in, nc, n_int + k + 1, CH) and returns NV = CH / lanes.
+// Checks the table / gradient layout (n_in, nc, nb + 1, CH) and returns NV = CH / lanes.
 inline int64_t check_layout(const torch::Tensor& x, const torch::Tensor& grid, int64_t k, int64_t nc, int64_t ch) {
   const int64_t lanes = x.scalar_type() == torch::kFloat ? kLanes<float> : kLanes<double>;
   const int64_t nv = ch / lanes;

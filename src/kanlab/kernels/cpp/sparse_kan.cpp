@@ -154,7 +154,7 @@ void input_grad_rows(const Problem<T>& p, const T* g, T* gx, int64_t r0, int64_t
     T* out = gx + n * n_in;
     Vec<T> gv[NV];
     for (int v = 0; v < NV; ++v) gv[v] = vload(g + n * W + c * CH + v * L);
-    auto dot = [&](int64_t i) {  // lanes of <b' tab[i, 0] + sum_j B'_j tab[i, 1 + s + j], g[n]>
+    auto dot = [&](int64_t i) {  // lanes of <b' tab[i, 0] + sum_j B'_j tab[i, 1 + s - k + j], g[n]>
       const T* base = p.tab + (i * p.nc + c) * p.P * CH;
       const T* row = base + offr[i - i0];
       const T di = dbr[i];

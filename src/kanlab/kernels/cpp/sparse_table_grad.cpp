@@ -1,4 +1,4 @@
-// Gradient of the fused sparse kernels' padded table (kanlab.kernels.fused_sparse):
+// Gradient of the fused sparse kernels' weight table (kanlab.kernels.fused_sparse):
 //
 //   gtab[i, 0] = sum_n b(x_ni) g[n],   gtab[i, 1 + m] = sum_n B_m(x_ni) g[n]
 //
