@@ -1,4 +1,4 @@
-// The padded weight table of the fused sparse kernels (sparse_kan.cpp) from a KAN layer's
+// The weight table of the fused sparse kernels (sparse_kan.cpp) from a KAN layer's
 // parameters, and the parameters' gradients from the table's gradient.
 //
 // tab (n_in, nc, nb + 1, ch): tab[i, c, 0, o'] = scale_base[o, i],
