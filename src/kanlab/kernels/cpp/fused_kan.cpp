@@ -91,21 +91,10 @@ void grad_rows(const T* gp, const T* x, const T* db, T* gx, int64_t r0, int64_t 
   }
 }
 
-void check(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& grid,
-           const torch::Tensor& m, int64_t k) {
-  TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.is_contiguous(), "x: contiguous 2-D CPU tensor");
-  TORCH_CHECK(b.sizes() == x.sizes() && b.is_contiguous() && b.scalar_type() == x.scalar_type(),
-              "base values / derivatives: contiguous, like x");
-  TORCH_CHECK(grid.dim() == 2 && grid.size(0) == x.size(1) && grid.is_contiguous(), "grid: (n_in, n_knots)");
-  TORCH_CHECK(grid.scalar_type() == x.scalar_type() && m.scalar_type() == x.scalar_type(), "dtypes differ");
-  TORCH_CHECK(k >= 1 && grid.size(1) > 2 * k + 1, "spline order / grid size");
-  TORCH_CHECK(m.is_contiguous() && m.numel() == (k + 1) * (k + 1), "m: (k+1, k+1)");
-}
-
 }  // namespace
 
 torch::Tensor packed_input(torch::Tensor x, torch::Tensor b, torch::Tensor grid, torch::Tensor m, int64_t k) {
-  check(x, b, grid, m, k);
+  kanlab_basis::check_inputs(x, b, grid, m, k);
   const int64_t N = x.size(0), n_in = x.size(1);
   const int n_int = static_cast<int>(grid.size(1) - 1);
   const int64_t P = n_int - k + 1;
@@ -127,7 +116,7 @@ torch::Tensor packed_input(torch::Tensor x, torch::Tensor b, torch::Tensor grid,
 
 torch::Tensor input_grad(torch::Tensor gp, torch::Tensor x, torch::Tensor db, torch::Tensor grid,
                          torch::Tensor md, int64_t k) {
-  check(x, db, grid, md, k);
+  kanlab_basis::check_inputs(x, db, grid, md, k);
   const int64_t N = x.size(0), n_in = x.size(1);
   const int n_int = static_cast<int>(grid.size(1) - 1);
   const int64_t P = n_int - k + 1;

@@ -87,18 +87,6 @@ void dispatch(int64_t k, int64_t nv, F fn) {
   else with_k(integral_constant<int, 0>());
 }
 
-inline void check(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& grid,
-           const torch::Tensor& m, int64_t k) {
-  TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.is_contiguous(), "x: contiguous 2-D CPU tensor");
-  TORCH_CHECK(x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble, "x: float32 or float64");
-  TORCH_CHECK(b.sizes() == x.sizes() && b.is_contiguous() && b.scalar_type() == x.scalar_type(),
-              "base values / derivatives: contiguous, like x");
-  TORCH_CHECK(grid.dim() == 2 && grid.size(0) == x.size(1) && grid.is_contiguous(), "grid: (n_in, n_knots)");
-  TORCH_CHECK(grid.scalar_type() == x.scalar_type() && m.scalar_type() == x.scalar_type(), "dtypes differ");
-  TORCH_CHECK(k >= 1 && grid.size(1) > 2 * k + 1, "spline order / grid size");
-  TORCH_CHECK(m.is_contiguous() && m.numel() == (k + 1) * (k + 1), "m: (k+1, k+1)");
-}
-
 // Checks the table / gradient layout (n_in, nc, nb + 1, CH) and returns NV = CH / lanes.
 inline int64_t check_layout(const torch::Tensor& x, const torch::Tensor& grid, int64_t k, int64_t nc, int64_t ch) {
   const int64_t lanes = x.scalar_type() == torch::kFloat ? kLanes<float> : kLanes<double>;

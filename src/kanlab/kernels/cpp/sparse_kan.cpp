@@ -182,7 +182,7 @@ void input_grad_rows(const Problem<T>& p, const T* g, T* gx, int64_t r0, int64_t
 
 torch::Tensor sparse_forward(torch::Tensor x, torch::Tensor b, torch::Tensor grid, torch::Tensor m,
                              torch::Tensor tab, int64_t k) {
-  check(x, b, grid, m, k);
+  kanlab_basis::check_inputs(x, b, grid, m, k);
   check_tab(tab, x, grid, k);
   const int64_t nv = check_layout(x, grid, k, tab.size(1), tab.size(3));
   const int64_t N = x.size(0), n_in = x.size(1), W = tab.size(1) * tab.size(3);
@@ -205,7 +205,7 @@ torch::Tensor sparse_forward(torch::Tensor x, torch::Tensor b, torch::Tensor gri
 
 torch::Tensor sparse_input_grad(torch::Tensor g, torch::Tensor x, torch::Tensor db, torch::Tensor grid,
                                 torch::Tensor md, torch::Tensor tab, int64_t k) {
-  check(x, db, grid, md, k);
+  kanlab_basis::check_inputs(x, db, grid, md, k);
   check_tab(tab, x, grid, k);
   const int64_t nv = check_layout(x, grid, k, tab.size(1), tab.size(3));
   const int64_t N = x.size(0), n_in = x.size(1), W = tab.size(1) * tab.size(3);

@@ -143,7 +143,7 @@ void table_grad_inputs(const Problem<T>& p, int64_t N, const T* g, T* gtab, int6
 
 torch::Tensor sparse_table_grad(torch::Tensor g, torch::Tensor x, torch::Tensor b, torch::Tensor grid,
                                 torch::Tensor m, int64_t k, int64_t chunk) {
-  check(x, b, grid, m, k);
+  kanlab_basis::check_inputs(x, b, grid, m, k);
   const int64_t N = x.size(0), n_in = x.size(1), W = g.size(-1);
   TORCH_CHECK(g.is_contiguous() && g.scalar_type() == x.scalar_type() && g.dim() == 2 && g.size(0) == N &&
               chunk > 0 && W % chunk == 0, "g: contiguous (N, W), W a multiple of chunk");

@@ -72,6 +72,20 @@ void row_weights(const T* __restrict x, int64_t n_in, int k, int n_int, const T*
   }
 }
 
+// The arguments every fused kernel takes: x (N, n_in) and b = b(x) or b'(x) like it, float32
+// or float64 on the CPU; grid (n_in, n_knots) and the (k + 1, k + 1) polynomial matrix m.
+inline void check_inputs(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& grid,
+                         const torch::Tensor& m, int64_t k) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.is_contiguous(), "x: contiguous 2-D CPU tensor");
+  TORCH_CHECK(x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble, "x: float32 or float64");
+  TORCH_CHECK(b.sizes() == x.sizes() && b.is_contiguous() && b.scalar_type() == x.scalar_type(),
+              "base values / derivatives: contiguous, like x");
+  TORCH_CHECK(grid.dim() == 2 && grid.size(0) == x.size(1) && grid.is_contiguous(), "grid: (n_in, n_knots)");
+  TORCH_CHECK(grid.scalar_type() == x.scalar_type() && m.scalar_type() == x.scalar_type(), "dtypes differ");
+  TORCH_CHECK(k >= 1 && grid.size(1) > 2 * k + 1, "spline order / grid size");
+  TORCH_CHECK(m.is_contiguous() && m.numel() == (k + 1) * (k + 1), "m: (k+1, k+1)");
+}
+
 // Runs fn(r0, r1) over row blocks on at most at::get_num_threads() OpenMP threads.
 template <typename F>
 void over_rows(int64_t n_rows, int64_t row_cost, F fn) {
