@@ -251,3 +251,43 @@ def test_chunk_width_pads_little():
             padded = -(-n_out // ch) * ch
             assert padded <= 1.25 * (-(-n_out // lanes) * lanes)
         assert fused_sparse.chunk_width(4 * lanes, dtype) == 4 * lanes  # a whole wide chunk
+
+
+def table_reference(coef, sb, ss, ch):
+    """The weight table by torch ops: (n_in, nc, nb + 1, ch), zero padding columns."""
+    n_out, n_in, nb = coef.shape
+    nc = -(-n_out // ch)
+    full = torch.cat([sb.unsqueeze(-1), ss.unsqueeze(-1) * coef], -1)  # (n_out, n_in, nb + 1)
+    full = torch.cat([full, full.new_zeros(nc * ch - n_out, n_in, nb + 1)])
+    return full.view(nc, ch, n_in, nb + 1).permute(2, 0, 3, 1)
+
+
+@pytest.mark.parametrize("n_out, n_in, nb", [(130, 37, 8), (70, 400, 9), (5, 3, 4), (16, 16, 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sparse_table_and_parameter_gradients_are_exact_transposes(ext, n_out, n_in, nb, dtype):
+    """Full tiles, output and column tails, and (70, 400) several threads: the table and
+    the parameters' gradients against torch's permutes, bit for bit on 1 and 3 threads."""
+    gen = torch.Generator().manual_seed(n_out + n_in)
+    coef, sb, ss = (torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype)
+                    for shape in [(n_out, n_in, nb), (n_out, n_in), (n_out, n_in)])
+    ch, k = fused_sparse.chunk_width(n_out, dtype), 3
+    gtab = torch.randn(table_reference(coef, sb, ss, ch).shape, generator=gen, dtype=torch.float64).to(dtype)
+    gfull = gtab.permute(1, 3, 0, 2).reshape(-1, n_in, nb + 1)[:n_out]  # (n_out, n_in, nb + 1)
+    threads = torch.get_num_threads()
+    out = []
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            out.append([ext.sparse_table(coef, sb, ss, k, ch)] + list(ext.sparse_param_grads(gtab, coef, ss)))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*out):
+        assert torch.equal(a, b)
+    tab, gcoef, gsb, gss = out[0]
+    assert torch.equal(tab, table_reference(coef, sb, ss, ch))
+    pad = k * ch  # the k zero rows before and after the table in its storage
+    for offset in (tab.storage_offset() - pad, tab.storage_offset() + tab.numel()):
+        assert not torch.as_strided(tab, (pad,), (1,), offset).any()
+    assert torch.equal(gcoef, ss.unsqueeze(-1) * gfull[..., 1:]) and torch.equal(gsb, gfull[..., 0])
+    exact = (coef.double() * gfull[..., 1:].double()).sum(-1)
+    torch.testing.assert_close(gss.double(), exact, rtol=0, atol=(1e-5 if dtype == torch.float32 else 1e-13) * nb)

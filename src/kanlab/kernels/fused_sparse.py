@@ -20,8 +20,9 @@ in ``nc`` chunks of ``CH`` columns (:func:`chunk_width`; zero columns pad ``n_ou
 Every kernel costs ``O(N n_in (k + 2) n_out)``, independent of ``G``; no ``(N, n_in G)``
 buffer exists (peak memory ~ the output and its gradient). The base activation and its
 derivative stay torch calls; the table is built from ``coef`` and both scales, and its
-gradient mapped back to theirs, by two more small C++ loops (``sparse_table.cpp``), so the
-packed weights of the other paths are never formed.
+gradient mapped back to theirs, by two more C++ loops (``sparse_table.cpp``: tiles of 16 x 16
+(float32) or 8 x 8 entries transposed in registers), so the packed weights of the other paths
+are never formed.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-// Shared pieces of the fused sparse kernels (sparse_kan.cpp, sparse_table_grad.cpp): 64-byte
-// vectors (GCC vector extensions: any x86 / ARM target, -march=native picks the instructions),
-// the problem description, compile-time dispatch on k and the chunk width, and argument checks.
+// Shared pieces of the fused sparse kernels (sparse_kan.cpp, sparse_table_grad.cpp,
+// sparse_table.cpp): 64-byte vectors (GCC vector extensions: any x86 / ARM target,
+// -march=native picks the instructions), register transposes, the problem description,
+// compile-time dispatch on k and the chunk width, and argument checks.
 #pragma once
 
 #include <torch/extension.h>
@@ -60,6 +61,37 @@ inline Vec<double> hsums(Vec<double>* v) {
   for (int q = 0; q < 4; ++q) v[q] = __builtin_shuffle(v[2 * q], v[2 * q + 1], l1) + __builtin_shuffle(v[2 * q], v[2 * q + 1], h1);
   for (int q = 0; q < 2; ++q) v[q] = __builtin_shuffle(v[2 * q], v[2 * q + 1], l2) + __builtin_shuffle(v[2 * q], v[2 * q + 1], h2);
   return __builtin_shuffle(v[0], v[1], l3) + __builtin_shuffle(v[0], v[1], h3);
+}
+
+// In-place transpose of the L x L matrix whose row t is v[t] (L = kLanes): afterwards lane l
+// of v[t] is the old lane t of v[l]. One level per bit h of the lane index: rows r and r + h
+// ((r & h) == 0) trade their off-diagonal h x h blocks (lo takes a[q] or b[q - h], hi a[q + h]
+// or b[q]); the levels commute. log2(L) L shuffles, instead of L * L scalar moves.
+template <typename V, typename I>
+inline void trade_blocks(V* v, int lanes, int h, const I& lo, const I& hi) {
+  for (int r = 0; r < lanes; ++r) {
+    if (r & h) continue;
+    const V a = v[r], b = v[r + h];
+    v[r] = __builtin_shuffle(a, b, lo);
+    v[r + h] = __builtin_shuffle(a, b, hi);
+  }
+}
+inline void transpose(Vec<float>* v) {
+  typedef int32_t I __attribute__((vector_size(64)));
+  trade_blocks(v, 16, 8, I{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+               I{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+  trade_blocks(v, 16, 4, I{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+               I{4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
+  trade_blocks(v, 16, 2, I{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+               I{2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+  trade_blocks(v, 16, 1, I{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
+               I{1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
+}
+inline void transpose(Vec<double>* v) {
+  typedef int64_t I __attribute__((vector_size(64)));
+  trade_blocks(v, 8, 4, I{0, 1, 2, 3, 8, 9, 10, 11}, I{4, 5, 6, 7, 12, 13, 14, 15});
+  trade_blocks(v, 8, 2, I{0, 1, 8, 9, 4, 5, 12, 13}, I{2, 3, 10, 11, 6, 7, 14, 15});
+  trade_blocks(v, 8, 1, I{0, 8, 2, 10, 4, 12, 6, 14}, I{1, 9, 3, 11, 5, 13, 7, 15});
 }
 
 template <typename T>
