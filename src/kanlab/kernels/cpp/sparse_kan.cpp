@@ -158,15 +158,19 @@ void input_grad_rows(const Problem<T>& p, const T* g, T* gx, int64_t r0, int64_t
       const T* base = p.tab + (i * p.nc + c) * p.P * CH;
       const T* row = base + offr[i - i0];
       const T di = dbr[i];
-      Vec<T> t[NV];
-      for (int v = 0; v < NV; ++v) t[v] = di * vload(base + v * L);
+      Vec<T> t[NV], u[NV];  // two chains per vector, then a tree over the vectors: latency
+      for (int v = 0; v < NV; ++v) t[v] = di * vload(base + v * L), u[v] = Vec<T>{};
       for (int j = 0; j <= kk; ++j) {
         const T wj = wr[j * G + i - i0];
-        for (int v = 0; v < NV; ++v) t[v] += wj * vload(row + j * CH + v * L);
+        for (int v = 0; v < NV; ++v) {
+          if (j & 1) u[v] += wj * vload(row + j * CH + v * L);
+          else t[v] += wj * vload(row + j * CH + v * L);
+        }
       }
-      Vec<T> s = t[0] * gv[0];
-      for (int v = 1; v < NV; ++v) s += t[v] * gv[v];
-      return s;
+      for (int v = 0; v < NV; ++v) t[v] = (t[v] + u[v]) * gv[v];
+      for (int h = NV / 2; h >= 1; h /= 2)
+        for (int v = 0; v < h; ++v) t[v] += t[v + h];
+      return t[0];
     };
     int64_t i = i0;
     for (; i + L <= i1; i += L) {  // L inputs reduced together
