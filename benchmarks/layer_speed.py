@@ -48,8 +48,15 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def median_times(fns, device, budget=1.0, min_reps=5, max_reps=40) -> list[float]:
-    """Median seconds of each of ``fns``, run round-robin so load changes hit all alike."""
+def median_times(fns, device, budget=1.0, min_reps=15, max_reps=40) -> list[float]:
+    """Median seconds of each of ``fns``, run round-robin so load changes hit all alike.
+
+    Each round starts one contender later, so none always runs right after the same one: on
+    this machine the steps right after ekan's (which allocates and frees ~250 MB at G = 200)
+    stalled by 10-20 ms in about one round of five, whichever contender came next. At least
+    15 rounds even where ekan's ~0.25 s per step blows the budget: with 5, three stalled steps
+    of a 2.5 ms contender moved its median 3x.
+    """
     one = []
     for fn in fns:
         fn()
@@ -60,12 +67,13 @@ def median_times(fns, device, budget=1.0, min_reps=5, max_reps=40) -> list[float
         one.append(max(clock() - t0, 1e-6))
     reps = int(min(max_reps, max(min_reps, budget / sum(one))))
     times = [[] for _ in fns]
-    for _ in range(reps):
-        for fn, ts in zip(fns, times):
+    for rep in range(reps):
+        for j in range(len(fns)):
+            i = (rep + j) % len(fns)
             t0 = clock()
-            fn()
+            fns[i]()
             sync(device)
-            ts.append(clock() - t0)
+            times[i].append(clock() - t0)
     return [statistics.median(ts) for ts in times]
 
 
