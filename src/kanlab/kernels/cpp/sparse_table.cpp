@@ -52,13 +52,14 @@ void over_tiles(int64_t n_out, int64_t j0, int64_t j1, Tile tile, Elem elem) {
     for (int64_t j = j0; j < j1; ++j) elem(o, j);
 }
 
-// fn(i0, i1) over ranges of inputs on the threads; rows[j] and inputs[j] for the columns
-// j = i nb + m of coef (i in the range): table offset of row 1 + m of input i, and i n_out.
+// fn(i0, i1) over ranges of inputs on the threads.
 template <typename F>
 void over_inputs(const Layout& lay, int64_t elem_size, F fn) {
   kanlab_basis::over_rows(lay.n_in, lay.nc * lay.P * lay.ch * elem_size / 4, fn);
 }
 
+// For the columns j = i nb + m of coef with i in [i0, i1): rows[j], the table offset of input
+// i's row 1 + m (chunk 0), and inputs[j] = i n_out, the offset of input i in the transposed scales.
 void column_offsets(const Layout& lay, int64_t i0, int64_t i1, int64_t* rows, int64_t* inputs) {
   for (int64_t i = i0, j = i0 * lay.nb; i < i1; ++i)
     for (int64_t m = 0; m < lay.nb; ++m, ++j) rows[j] = lay.row(i, 1 + m), inputs[j] = i * lay.n_out;
