@@ -65,17 +65,34 @@ void column_offsets(const Layout& lay, int64_t i0, int64_t i1, int64_t* rows, in
     for (int64_t m = 0; m < lay.nb; ++m, ++j) rows[j] = lay.row(i, 1 + m), inputs[j] = i * lay.n_out;
 }
 
+// An (n_out, n_in) matrix m and its per-input columns: entry (o, i) of m is *at(i, o), where
+// at(i, o0) .. at(i, o0) + L - 1 hold the outputs o0 .. o0 + L - 1 of a tile. Inputs [i0, i1).
+template <typename T, typename At>
+void to_columns(const T* m, const Layout& lay, int64_t i0, int64_t i1, At at) {
+  constexpr int L = kLanes<T>;
+  over_tiles<L>(lay.n_out, i0, i1, [&](int64_t o0, int64_t i) {
+    Vec<T> v[L];
+    for (int t = 0; t < L; ++t) v[t] = vload(m + (o0 + t) * lay.n_in + i);
+    transpose(v);
+    for (int t = 0; t < L; ++t) vstore(at(i + t, o0), v[t]);
+  }, [&](int64_t o, int64_t i) { *at(i, o) = m[o * lay.n_in + i]; });
+}
+
+template <typename T, typename At>
+void from_columns(T* m, const Layout& lay, int64_t i0, int64_t i1, At at) {
+  constexpr int L = kLanes<T>;
+  over_tiles<L>(lay.n_out, i0, i1, [&](int64_t o0, int64_t i) {
+    Vec<T> v[L];
+    for (int t = 0; t < L; ++t) v[t] = vload(at(i + t, o0));
+    transpose(v);
+    for (int t = 0; t < L; ++t) vstore(m + (o0 + t) * lay.n_in + i, v[t]);
+  }, [&](int64_t o, int64_t i) { m[o * lay.n_in + i] = *at(i, o); });
+}
+
 // ssT[i n_out + o] = ss[o, i] for inputs [i0, i1).
 template <typename T>
 void transpose_inputs(const T* ss, T* ssT, const Layout& lay, int64_t i0, int64_t i1) {
-  constexpr int L = kLanes<T>;
-  const int64_t n_in = lay.n_in, n_out = lay.n_out;
-  over_tiles<L>(n_out, i0, i1, [&](int64_t o0, int64_t i) {
-    Vec<T> v[L];
-    for (int t = 0; t < L; ++t) v[t] = vload(ss + (o0 + t) * n_in + i);
-    transpose(v);
-    for (int t = 0; t < L; ++t) vstore(ssT + (i + t) * n_out + o0, v[t]);
-  }, [&](int64_t o, int64_t i) { ssT[i * n_out + o] = ss[o * n_in + i]; });
+  to_columns(ss, lay, i0, i1, [&](int64_t i, int64_t o) { return ssT + i * lay.n_out + o; });
 }
 
 template <typename T>
@@ -87,13 +104,7 @@ void build_table(const T* cp, const T* sbp, const T* ssp, T* tp, const Layout& l
   over_inputs(lay, sizeof(T), [&](int64_t i0, int64_t i1) {
     column_offsets(lay, i0, i1, rows.data(), inputs.data());
     transpose_inputs(ssp, ssT.get(), lay, i0, i1);
-    over_tiles<L>(n_out, i0, i1, [&](int64_t o0, int64_t i) {  // row 0: scale_base
-      Vec<T> v[L];
-      for (int t = 0; t < L; ++t) v[t] = vload(sbp + (o0 + t) * n_in + i);
-      transpose(v);
-      const int64_t col = lay.col(o0);
-      for (int t = 0; t < L; ++t) vstore(tp + lay.row(i + t, 0) + col, v[t]);
-    }, [&](int64_t o, int64_t i) { tp[lay.row(i, 0) + lay.col(o)] = sbp[o * n_in + i]; });
+    to_columns(sbp, lay, i0, i1, [&](int64_t i, int64_t o) { return tp + lay.row(i, 0) + lay.col(o); });  // row 0
     over_tiles<L>(n_out, i0 * lay.nb, i1 * lay.nb, [&](int64_t o0, int64_t j) {  // rows 1..nb
       Vec<T> v[L];
       for (int t = 0; t < L; ++t) v[t] = vload(cp + (o0 + t) * R + j);
@@ -101,9 +112,9 @@ void build_table(const T* cp, const T* sbp, const T* ssp, T* tp, const Layout& l
       const int64_t col = lay.col(o0);
       for (int t = 0; t < L; ++t) vstore(tp + rows[j + t] + col, v[t] * vload(ssT.get() + inputs[j + t] + o0));
     }, [&](int64_t o, int64_t j) { tp[rows[j] + lay.col(o)] = cp[o * R + j] * ssT[inputs[j] + o]; });
-    const int64_t last = (lay.nc - 1) * lay.ch, used = n_out - last;  // padding columns
-    for (int64_t i = i0; i < i1 && used < lay.ch; ++i)
-      for (int64_t p = 0; p < lay.P; ++p) std::fill_n(tp + lay.row(i, p) + (lay.nc - 1) * lay.P * lay.ch + used, lay.ch - used, T(0));
+    const int64_t pad = lay.nc * lay.ch - n_out;  // padding columns, from output n_out on
+    for (int64_t i = i0; i < i1 && pad > 0; ++i)
+      for (int64_t p = 0; p < lay.P; ++p) std::fill_n(tp + lay.row(i, p) + lay.col(n_out), pad, T(0));
   });
 }
 
@@ -135,21 +146,14 @@ void param_grads(const T* gp, const T* cp, const T* ssp, T* gcp, T* gsbp, T* gss
       gcp[o * R + j] = g * ssT[inputs[j] + o];
     });
     // d scale_base from row 0, d scale_spline from its transpose
-    over_tiles<L>(n_out, i0, i1, [&](int64_t o0, int64_t i) {
-      Vec<T> a[L], s[L];
-      const int64_t col = lay.col(o0);
-      for (int t = 0; t < L; ++t) a[t] = vload(gp + lay.row(i + t, 0) + col), s[t] = vload(gssT.get() + (i + t) * n_out + o0);
-      transpose(a);
-      transpose(s);
-      for (int t = 0; t < L; ++t) vstore(gsbp + (o0 + t) * n_in + i, a[t]), vstore(gssp + (o0 + t) * n_in + i, s[t]);
-    }, [&](int64_t o, int64_t i) {
-      gsbp[o * n_in + i] = gp[lay.row(i, 0) + lay.col(o)];
-      gssp[o * n_in + i] = gssT[i * n_out + o];
-    });
+    from_columns(gsbp, lay, i0, i1, [&](int64_t i, int64_t o) { return gp + lay.row(i, 0) + lay.col(o); });
+    from_columns(gssp, lay, i0, i1, [&](int64_t i, int64_t o) { return gssT.get() + i * n_out + o; });
   });
 }
 
+// float32 / float64, and a chunk of whole vectors.
 void check_chunk(const torch::Tensor& coef, int64_t ch) {
+  TORCH_CHECK(coef.scalar_type() == torch::kFloat || coef.scalar_type() == torch::kDouble, "float32 or float64");
   const int64_t lanes = coef.scalar_type() == torch::kFloat ? kLanes<float> : kLanes<double>;
   TORCH_CHECK(ch > 0 && ch % lanes == 0, "chunk width: a multiple of ", lanes, " for this dtype, got ", ch);
 }
@@ -162,7 +166,6 @@ torch::Tensor sparse_table(torch::Tensor coef, torch::Tensor sb, torch::Tensor s
               sb.sizes() == coef.sizes().slice(0, 2) && ss.sizes() == sb.sizes() &&
               sb.scalar_type() == coef.scalar_type() && ss.scalar_type() == coef.scalar_type(),
               "coef (n_out, n_in, nb), scales (n_out, n_in): contiguous, one dtype");
-  TORCH_CHECK(coef.scalar_type() == torch::kFloat || coef.scalar_type() == torch::kDouble, "float32 or float64");
   check_chunk(coef, ch);
   const int64_t n_out = coef.size(0), n_in = coef.size(1), nb = coef.size(2), P = nb + 1;
   const Layout lay{n_out, n_in, nb, P, (n_out + ch - 1) / ch, ch};
@@ -184,7 +187,6 @@ std::vector<torch::Tensor> sparse_param_grads(torch::Tensor gtab, torch::Tensor 
               gtab.size(0) == coef.size(1) && gtab.size(2) == coef.size(2) + 1 &&
               gtab.size(1) * gtab.size(3) >= coef.size(0) && (gtab.size(1) - 1) * gtab.size(3) < coef.size(0),
               "gtab: (n_in, nc, nb + 1, ch), like coef");
-  TORCH_CHECK(coef.scalar_type() == torch::kFloat || coef.scalar_type() == torch::kDouble, "float32 or float64");
   check_chunk(coef, gtab.size(3));
   const Layout lay{coef.size(0), coef.size(1), coef.size(2), gtab.size(2), gtab.size(1), gtab.size(3)};
   auto gcoef = torch::empty_like(coef);
