@@ -147,5 +147,5 @@ def test_training_with_lamb_sparsifies():
 def test_regularization_checks_acts():
     model = KAN([2, 3, 1], seed=0)
     _, acts = model.forward_with_activations(torch.rand(10, 2))
-    with pytest.raises(ValueError, match="acts"):
+    with pytest.raises(ValueError, match="one entry per layer"):
         regularization(model, acts[:1])

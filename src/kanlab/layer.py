@@ -154,7 +154,7 @@ class KANLayer(nn.Module):
         if x.shape[0] < 2:
             raise ValueError(f"update_grid needs at least 2 samples in x, got {x.shape[0]}")
         new_grid = splines.adaptive_grid(x, self.grid_size, self.spline_order, self.grid_eps)
-        self._refit(new_grid, x)
+        self._refit(new_grid)
 
     @torch.no_grad()
     def refine(self, grid_size: int, x: Tensor | None = None) -> "KANLayer":
@@ -180,23 +180,26 @@ class KANLayer(nn.Module):
             x = x.reshape(-1, self.in_features)
             new_grid = splines.adaptive_grid(x, grid_size, self.spline_order, self.grid_eps)
         new.grid.copy_(new_grid)
-        new.coef.copy_(splines.curve_to_coef(*self._samples(new_grid, x), new_grid, self.spline_order))
+        new.coef.copy_(splines.curve_to_coef(*self._samples(new_grid), new_grid, self.spline_order))
         new._uniform = splines.grid_is_uniform(new_grid)
         return new
 
-    def _samples(self, new_grid: Tensor, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Points filling every interval of the new grid (plus ``x``), clamped to its range,
-        and the old splines there. Shape: ``(M, n_in)`` and ``(M, n_out, n_in)``."""
+    def _samples(self, new_grid: Tensor) -> tuple[Tensor, Tensor]:
+        """Points filling every interval of the new and the old grid, clamped to the new
+        grid's range, and the old splines there. The new grid follows the data (quantiles
+        and range), so its points weight the fit like the data does, and their number
+        depends on the grid sizes only, never on the number of samples.
+
+        Shape: ``(M, n_in)`` and ``(M, n_out, n_in)`` with ``M = 2 (k + 1) (G_new + G_old) + 2``.
+        """
         k = self.spline_order
-        pts = [splines.fill_points(new_grid, k, 2 * (k + 1)), splines.fill_points(self.grid, k, 2 * (k + 1))]
-        if x is not None:
-            pts.append(x)
-        pts = torch.cat(pts, dim=0)
+        pts = torch.cat([splines.fill_points(new_grid, k, 2 * (k + 1)),
+                         splines.fill_points(self.grid, k, 2 * (k + 1))], dim=0)
         pts = torch.minimum(torch.maximum(pts, new_grid[:, k]), new_grid[:, -k - 1])
         return pts, self.spline(pts)
 
-    def _refit(self, new_grid: Tensor, x: Tensor) -> None:
-        self.coef.copy_(splines.curve_to_coef(*self._samples(new_grid, x), new_grid, self.spline_order))
+    def _refit(self, new_grid: Tensor) -> None:
+        self.coef.copy_(splines.curve_to_coef(*self._samples(new_grid), new_grid, self.spline_order))
         self.grid.copy_(new_grid)
         self._uniform = splines.grid_is_uniform(new_grid)
 

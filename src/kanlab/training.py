@@ -14,6 +14,7 @@ from .optim import LBFGS
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
 from .regularization import regularization
 from .validation import check_finite, check_input
+from .warm_start import LinearReadout, warm_start_steps
 
 __all__ = ["fit", "History", "TrainingDiverged", "OPTIMIZERS"]
 
@@ -37,6 +38,7 @@ class History:
     test_accuracy: list[float] = field(default_factory=list)
     reg: list[float] = field(default_factory=list)
     grid_update_steps: list[int] = field(default_factory=list)
+    warm_start_steps: int = 0
     seconds: float = 0.0
 
     def __len__(self) -> int:
@@ -53,6 +55,7 @@ class History:
             elif isinstance(v, list):
                 v.extend(getattr(other, k))
         self.seconds += other.seconds
+        self.warm_start_steps += other.warm_start_steps
         return self
 
 
@@ -62,7 +65,7 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
         update_grid: bool = True, grid_update_num: int = 10, start_grid_update_step: int = -1,
         stop_grid_update_step: int = 50, weight_decay: float = 0.0, test_data=None,
         callbacks: Iterable[Callable] = (), progress: bool = True, seed: int = 0,
-        eval_every: int = 1, max_iter: int = 20) -> History:
+        eval_every: int = 1, max_iter: int = 20, warm_start="auto") -> History:
     """Train ``model`` in place.
 
     Args:
@@ -82,62 +85,81 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
         callbacks: ``cb(step, model, history)``; a callback returning True stops training.
         progress: show a tqdm progress bar.
         seed: drives mini-batch order (the same seed gives the same History).
+        warm_start: ``"auto"`` (default), True or False. A warm start trains the first
+            ``min(20, steps // 2)`` L-BFGS steps (a fifth of the steps with Adam) with the
+            last layer held linear, then frees it (:mod:`kanlab.warm_start`): the layers
+            below first learn features for a linear read-out, which keeps the output edges
+            from folding into a local minimum. ``"auto"`` does it on models that have never
+            been trained (:meth:`KAN.is_fresh`) and have a hidden layer; the History's
+            ``warm_start_steps`` says how many steps it took.
 
     Returns:
         :class:`History`. Raises :class:`TrainingDiverged` on a non-finite loss, after
         restoring the parameters of the last good step.
     """
     _check_args(steps, optimizer, lr, batch_size, eval_every, lamb)
+    if warm_start not in (True, False, "auto"):
+        raise ValueError(f"warm_start must be True, False or 'auto', got {warm_start!r}")
     kind, loss_fn = resolve_loss(loss)
     source = _BatchSource(model, data, kind, batch_size, seed, test_data)
     ddp = data_parallel()  # None unless running under torch.distributed with > 1 rank
     if ddp is not None:
         ddp.prepare(model, source)
+    history = History(warm_start_steps=warm_start_steps(model, warm_start, steps, optimizer))
+    readout = LinearReadout(model) if history.warm_start_steps else None
     opt = _make_optimizer(model, optimizer, lr, weight_decay, max_iter)
     regularize = lamb > 0
     grid_every = max(1, stop_grid_update_step // max(1, grid_update_num))
-    history, params = History(), [p for p in model.parameters() if p.requires_grad]
-    start = time.perf_counter()
+    params = [p for p in model.parameters() if p.requires_grad]
+    start, x = time.perf_counter(), None
     bar = _progress(steps, progress and (ddp is None or ddp.rank == 0))
-    for step in range(steps):
-        x, y = next(source)
-        if ddp is not None:
-            x, y = ddp.local_batch(source, x, y)
-        if update_grid and start_grid_update_step <= step < stop_grid_update_step and step % grid_every == 0:
-            model.update_grid(source.grid_input(x) if ddp is None else ddp.grid_input(source, x))
-            history.grid_update_steps.append(step)
-            opt = _make_optimizer(model, optimizer, lr, weight_decay, max_iter)  # stale curvature
-        snapshot = _snapshot(model)
-        last = {}
+    try:
+        for step in range(steps):
+            x, y = next(source)
+            if ddp is not None:
+                x, y = ddp.local_batch(source, x, y)
+            if readout is not None and step == history.warm_start_steps:
+                readout.finish(source.grid_input(x) if ddp is None else ddp.grid_input(source, x))
+                params = [p for p in model.parameters() if p.requires_grad]
+                opt = _make_optimizer(model, optimizer, lr, weight_decay, max_iter)
+            if update_grid and start_grid_update_step <= step < stop_grid_update_step and step % grid_every == 0:
+                model.update_grid(source.grid_input(x) if ddp is None else ddp.grid_input(source, x))
+                history.grid_update_steps.append(step)
+                opt = _make_optimizer(model, optimizer, lr, weight_decay, max_iter)  # stale curvature
+            snapshot = _snapshot(model)
+            last = {}
 
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            if regularize:
-                pred, acts = model.forward_with_activations(x)
-                reg = regularization(model, acts, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
-            else:
-                pred, reg = model(x), None
-            fit_loss = loss_fn(pred, y)
-            objective = fit_loss + lamb * reg if regularize else fit_loss
-            objective.backward()
-            if ddp is not None:  # gradients and logged values averaged over the ranks
-                fit_loss, objective = ddp.average_gradients(params, x.shape[0], fit_loss.detach(),
-                                                            objective.detach())
-            last["loss"], last["reg"] = fit_loss.detach(), reg.detach() if reg is not None else None
-            return objective
+            def closure():
+                opt.zero_grad(set_to_none=True)
+                if regularize:
+                    pred, inputs = model.forward_with_inputs(x)
+                    reg = regularization(model, inputs, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
+                else:
+                    pred, reg = model(x), None
+                fit_loss = loss_fn(pred, y)
+                objective = fit_loss + lamb * reg if regularize else fit_loss
+                objective.backward()
+                if ddp is not None:  # gradients and logged values averaged over the ranks
+                    fit_loss, objective = ddp.average_gradients(params, x.shape[0], fit_loss.detach(),
+                                                                objective.detach())
+                last["loss"], last["reg"] = fit_loss.detach(), reg.detach() if reg is not None else None
+                return objective
 
-        opt.step(closure)
-        if not (torch.isfinite(last["loss"]) and all(bool(torch.isfinite(p).all()) for p in params)):
-            _restore(model, snapshot)
-            raise TrainingDiverged(f"training diverged at step {step}: the loss became "
-                                   f"{float(last['loss'])}; the parameters of step {step - 1} were kept. "
-                                   "Try a smaller lr, float64, or normalised inputs.")
-        _record(history, model, kind, loss_fn, source, last, step, eval_every)
-        bar.update(1)
-        if history.test_rmse or history.test_loss:
-            bar.set_postfix(_postfix(history), refresh=False)
-        if any(cb(step, model, history) for cb in callbacks):
-            break
+            opt.step(closure)
+            if not (torch.isfinite(last["loss"]) and all(bool(torch.isfinite(p).all()) for p in params)):
+                _restore(model, snapshot)
+                raise TrainingDiverged(f"training diverged at step {step}: the loss became "
+                                       f"{float(last['loss'])}; the parameters of step {step - 1} were kept. "
+                                       "Try a smaller lr, float64, or normalised inputs.")
+            _record(history, model, kind, loss_fn, source, last, step, eval_every)
+            bar.update(1)
+            if history.test_rmse or history.test_loss:
+                bar.set_postfix(_postfix(history), refresh=False)
+            if any(cb(step, model, history) for cb in callbacks):
+                break
+    finally:
+        if readout is not None and readout.active:  # stopped during the warm start
+            readout.finish(None if x is None else source.grid_input(x))
     bar.close()
     history.seconds = time.perf_counter() - start
     return history
