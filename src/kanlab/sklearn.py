@@ -260,7 +260,7 @@ def _moments(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     peak = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
     unit = a / peak
     mean, scale = unit.mean(axis=0) * peak, unit.std(axis=0) * peak
-    return mean, np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
+    return mean, np.where((scale > 1e-12 * np.abs(mean)) & (scale > 0), scale, 1.0)
 
 
 def _standardized(a: np.ndarray, mean: np.ndarray, scale: np.ndarray, name: str, dtype: torch.dtype) -> np.ndarray:
