@@ -13,7 +13,7 @@ import os
 import torch
 from torch import Tensor
 
-__all__ = ["check_input", "check_finite", "as_float_tensor", "check_int", "check_float", "check_seed",
+__all__ = ["ArgumentTypeError", "check_input", "check_finite", "as_float_tensor", "check_int", "check_index", "check_float", "check_seed",
            "check_dtype", "check_names", "check_grid_range", "check_memory", "check_bool", "FLOAT_DTYPES",
            "SEED_MAX"]
 
@@ -21,6 +21,11 @@ __all__ = ["check_input", "check_finite", "as_float_tensor", "check_int", "check
 FLOAT_DTYPES = (torch.float32, torch.float64)
 # torch.Generator.manual_seed takes seeds in [0, 2**64); kanlab asks for the non-negative int64 range
 SEED_MAX = 2**63 - 1
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (``seed=1.7``, ``steps="3"``). A TypeError that is also a
+    ValueError, so callers catching either see it."""
 
 
 def check_input(x, n_features: int, name: str = "x") -> None:
@@ -61,11 +66,20 @@ def check_int(name: str, value, min: int | None = None, max: int | None = None) 
         TypeError: not an integer. ValueError: out of range.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer{_range_text(min, max)}, got {value!r} "
+        raise ArgumentTypeError(f"{name} must be an integer{_range_text(min, max)}, got {value!r} "
                         f"({type(value).__name__})")
     value = int(value)
     if (min is not None and value < min) or (max is not None and value > max):
         raise ValueError(f"{name} must be an integer{_range_text(min, max)}, got {value!r}")
+    return value
+
+
+def check_index(name: str, value, n: int, low: int = 0) -> int:
+    """An index into ``n`` things: an integer (TypeError otherwise) in ``[low, n)`` (IndexError
+    otherwise, as for a sequence)."""
+    value = check_int(name, value)
+    if not low <= value < n:
+        raise IndexError(f"{name} must be an integer in [{low}, {n}), got {value!r}")
     return value
 
 
@@ -81,7 +95,7 @@ def check_float(name: str, value, min: float | None = None, max: float | None = 
     if isinstance(value, Tensor) and value.numel() == 1 and not value.is_complex():
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+        raise ArgumentTypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     value = float(value)
     if math.isnan(value) or (finite and math.isinf(value)):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -98,7 +112,7 @@ def check_float(name: str, value, min: float | None = None, max: float | None = 
 def check_bool(name: str, value) -> bool:
     """``value`` must be a bool (numpy bools too)."""
     if not isinstance(value, bool) and type(value).__name__ != "bool_":  # numpy bools too
-        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+        raise ArgumentTypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
     return bool(value)
 
 
