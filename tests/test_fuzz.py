@@ -242,6 +242,7 @@ def _cli(rows, header_edit, bad_cells, extra_args):
             assert "\n" not in text and "Traceback" not in text
         if rc == 0:
             assert os.path.isfile(os.path.join(tmp, "out", "model.kan"))
+    return rc, text
 
 
 row = st.tuples(st.floats(-3, 3), st.floats(-3, 3), st.floats(-3, 3))
@@ -253,3 +254,14 @@ test_cli, test_cli_long = fuzz(
                      ["--seed", "-1"], ["--features", "a,zz"]]),
     fast=settings(FAST, max_examples=max(1, FAST.max_examples // 3)),
 )(_cli)
+
+
+def test_cli_divergence_is_a_one_line_error(monkeypatch):
+    """Found by the long profile (float32, a column near 1e7): a fit that diverged printed a traceback."""
+    def diverge(*args, **kwargs):
+        raise TrainingDiverged("training diverged at step 0: the loss became nan")
+
+    monkeypatch.setattr("kanlab.cli_commands._train", diverge)
+    rows = [(i / 10, (i % 3) / 3, float(i)) for i in range(12)]
+    rc, text = _cli(rows, None, [], [])
+    assert rc == 2 and text == "kanlab: error: training diverged at step 0: the loss became nan"
