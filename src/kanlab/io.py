@@ -36,7 +36,8 @@ from pathlib import Path
 import torch
 
 from .io_schema import header_checksum, validate_header
-from .network import KAN, _check_device
+from .network import KAN
+from .validation import check_device
 
 __all__ = ["save", "load", "model_to_bytes", "model_from_bytes", "FORMAT_VERSION"]
 
@@ -100,7 +101,7 @@ def load(path, device=None) -> KAN:
         does not have (e.g. ``"cuda"`` without CUDA).
     """
     path = Path(path)
-    device = _check_device(device)
+    device = check_device(device)
     if not path.is_file():
         raise ValueError(f"cannot load {str(path)!r}: no such file")
     return model_from_bytes(path.read_bytes(), str(path), device)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .activations import base_function
 from .layer import KANLayer, estimate_layer_bytes
 from .validation import (check_dtype, check_finite, check_float, check_grid_range, check_input, check_int,
-                         check_memory, check_names, check_seed)
+                         check_device, check_memory, check_names, check_seed)
 
 __all__ = ["KAN", "KANConfig", "LayerActivations", "normalize_width"]
 
@@ -159,7 +159,7 @@ class KAN(nn.Module):
         elif not isinstance(config, KANConfig):
             raise TypeError(f"config must be a KANConfig, got {type(config).__name__}")
         dtype = check_dtype(dtype)
-        device = _check_device(device)
+        device = check_device(device)
         width = [s if m == 0 else [s, m] for s, m in config.width]
         check_memory(f"KAN(width={width}, grid_size={config.grid_size})",
                      config.estimate_bytes(dtype), device)
@@ -421,26 +421,6 @@ def all_or_nothing(module: nn.Module):
         for m, flag in flags:
             m._uniform = flag
         raise
-
-
-def _check_device(device):
-    """``None`` or a device torch knows and this build can use (clear error for CUDA without CUDA)."""
-    if device is None:
-        return None
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be a torch.device or a name such as 'cpu' or 'cuda:0', got "
-                         f"{device!r} ({err})") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={str(device)!r} was asked for, but CUDA is not available "
-                             "(this torch has no CUDA support or no GPU is visible); use device='cpu'")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device={str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) exist")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={str(device)!r} was asked for, but MPS is not available; use device='cpu'")
-    return device
 
 
 def _alias(name: str, value, alias: str, alias_value, default):

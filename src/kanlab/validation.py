@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["ArgumentTypeError", "check_input", "check_finite", "as_float_tensor", "check_int", "check_index", "check_float", "check_seed",
-           "check_dtype", "check_names", "check_grid_range", "check_memory", "check_bool", "FLOAT_DTYPES",
+           "check_dtype", "check_names", "check_grid_range", "check_memory", "check_device", "check_bool",
+           "FLOAT_DTYPES",
            "SEED_MAX"]
 
 # dtypes a model's parameters may have (what every kernel path and the .kan format support)
@@ -168,6 +169,26 @@ def check_memory(what: str, n_bytes: float, device=None) -> None:
     if limit is not None and n_bytes > limit:
         raise ValueError(f"{what} needs about {format_bytes(n_bytes)} of memory, more than the "
                          f"{format_bytes(limit)} this {_device_type(device)} has; use a smaller size")
+
+
+def check_device(device):
+    """``None`` or a device torch knows and this build can use (clear error for CUDA without CUDA)."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be a torch.device or a name such as 'cpu' or 'cuda:0', got "
+                         f"{device!r} ({err})") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={str(device)!r} was asked for, but CUDA is not available "
+                             "(this torch has no CUDA support or no GPU is visible); use device='cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device={str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={str(device)!r} was asked for, but MPS is not available; use device='cpu'")
+    return device
 
 
 def format_bytes(n: float) -> str:
