@@ -24,25 +24,26 @@ from torch import Tensor
 
 from . import splines
 
-__all__ = ["LinearReadout", "warm_start_steps"]
+__all__ = ["LinearReadout", "probe_steps", "PROBE_STEPS"]
 
-# L-BFGS steps of the warm start (at most half of a fit's steps); Adam takes a fifth.
-WARM_START_STEPS = 20
+# Steps each start is tried for before fit keeps the better one (at most half of a fit's steps).
+PROBE_STEPS = 20
 
 
-def warm_start_steps(model, mode, steps: int, optimizer: str) -> int:
-    """How many of a fit's first ``steps`` train with a linear read-out (0: none).
+def probe_steps(model, mode, steps: int, comparable: bool) -> int:
+    """How many steps the start of a fit is probed for (0: no warm start).
 
-    ``mode`` is True, False or ``"auto"``: on a model that has never been fitted, with at
-    least one hidden layer and no symbolic edges in its last layer.
+    ``mode`` True: a warm start (on any model with a hidden layer); ``"auto"``: on a model
+    that has never been trained (:meth:`KAN.is_fresh`), when two starts can be compared
+    (``comparable``: full-batch data, one process). The warm probe spends half of its steps
+    with the linear read-out.
     """
     if mode is False or model.depth < 2 or str(model.depth - 1) in model.symbolic:
         return 0
-    if mode == "auto" and not model.is_fresh():
+    if mode == "auto" and not (comparable and model.is_fresh()):
         return 0
-    if optimizer == "lbfgs":
-        return min(WARM_START_STEPS, steps // 2)
-    return steps // 5
+    probe = min(PROBE_STEPS, steps // 2)
+    return probe if probe >= 2 else 0
 
 
 class LinearReadout:
@@ -62,6 +63,7 @@ class LinearReadout:
         layer = self.layer
         self._base, self._grads = layer.base_activation, (layer.coef.requires_grad,
                                                           layer.scale_spline.requires_grad)
+        self._saved = (layer.coef.detach().clone(), layer.scale_spline.detach().clone())
         with torch.no_grad():
             layer.coef.zero_()
             layer.scale_spline.zero_()
@@ -69,6 +71,21 @@ class LinearReadout:
         layer.scale_spline.requires_grad_(False)
         layer.base_activation = "identity"
         self.active = True
+
+    @torch.no_grad()
+    def cancel(self) -> None:
+        """Undo: the layer as it was before the warm start (when no step was taken)."""
+        layer = self.layer
+        layer.coef.copy_(self._saved[0])
+        layer.scale_spline.copy_(self._saved[1])
+        self._restore()
+
+    def _restore(self) -> None:
+        layer = self.layer
+        layer.base_activation = self._base
+        layer.coef.requires_grad_(self._grads[0])
+        layer.scale_spline.requires_grad_(self._grads[1])
+        self.active = False
 
     @torch.no_grad()
     def finish(self, x: Tensor | None) -> None:
@@ -89,7 +106,4 @@ class LinearReadout:
         layer.coef.copy_(splines.curve_to_coef(pts, linear, layer.grid, k))
         layer.scale_spline.fill_(1.0)
         layer.scale_base.zero_()
-        layer.base_activation = self._base
-        layer.coef.requires_grad_(self._grads[0])
-        layer.scale_spline.requires_grad_(self._grads[1])
-        self.active = False
+        self._restore()
