@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks in one command, for a session that has a CUDA GPU (about 9 minutes at most):
-#   1. the Triton and kernel tests on CUDA tensors (compiles the Triton kernels),
+#   1. the Triton and kernel tests on CUDA tensors (compiles the Triton kernels into Triton's cache,
+#      which the later stages reuse),
 #   2. benchmarks/gpu_speed.py (the markdown table for docs/performance.md),
 #   3. the whole test suite on CUDA tensors (KANLAB_TEST_DEVICE=cuda; pytest-xdist if installed).
 # Usage, from the repository root:  bash benchmarks/gpu_check.sh [OUT_DIR]   (default gpu_check_out)
@@ -29,8 +30,8 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a time limit, log to OUT/NA
 
 XDIST=""
 $PY -c "import xdist" 2>/dev/null && XDIST="-n 8"
-stage kernel_tests "${KERNEL_TESTS_S:-150}" env KANLAB_TEST_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider -rs \
-  tests/test_kernels_triton.py tests/test_kernels.py
+stage kernel_tests "${KERNEL_TESTS_S:-150}" env KANLAB_TEST_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider -rfEs \
+  $XDIST tests/test_kernels_triton.py tests/test_kernels.py
 stage gpu_speed "${BENCH_S:-240}" $PY benchmarks/gpu_speed.py --out "$OUT/gpu_speed.md"
 stage suite_cuda "${SUITE_S:-150}" env KANLAB_TEST_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider -rfEs $XDIST tests
 cat "$OUT/summary.txt"

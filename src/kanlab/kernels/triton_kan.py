@@ -34,13 +34,20 @@ from .common import base_and_derivative, pack_weights, reference_backward
 from .reference import kan_linear_reference
 
 __all__ = ["TritonKAN", "kan_linear_triton", "supports", "auto_applies", "unavailable_reason",
-           "TABLE_GRAD", "TILE_MAX_WIDTH", "MAX_SPLINE_ORDER"]
+           "table_grad_kernel", "TABLE_GRAD", "TILE_MAX_WIDTH", "LAUNCH", "MAX_SPLINE_ORDER"]
 
 MAX_SPLINE_ORDER = 5
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 TABLE_GRAD = "auto"  # "auto", "tile" or "scatter"
 TILE_MAX_WIDTH = 32  # "auto": the tile kernel while the table width (nb + 1, padded) is at most this
 PARTIAL_BYTES = 2 ** 25  # the tile kernel's partial sums take at most this (or one table's size)
+# Block sizes per kernel (first guesses, untuned): rows (samples) per block, the most output
+# columns per block (fewer for small n_out, at least 16), inputs per program, warps. The tile
+# kernel's table rows per block are the table width's power of two, at most 64.
+LAUNCH = {"forward": dict(rows=64, cols=64, warps=4),
+          "input_grad": dict(rows=64, cols=64, inputs=4, warps=4),
+          "tile": dict(rows=32, cols=64, warps=4),
+          "scatter": dict(rows=64, cols=64, inputs=4, warps=4)}
 _STATE: dict = {}
 
 
@@ -133,8 +140,10 @@ def _on_device(device: torch.device):
 
 
 def _shape_args(grid: Tensor, spline_order: int, uniform: bool) -> dict:
-    n_knots = grid.shape[1]
-    return dict(K=spline_order, UNIFORM=uniform, STEPS=1 if uniform else n_knots.bit_length())
+    """The compile-time constants of a grid: order, kind, binary-search steps (``2 ** STEPS >
+    n_knots``, rounded up to a multiple of 4 so that grid extension rarely recompiles)."""
+    steps = -(-grid.shape[1].bit_length() // 4) * 4
+    return dict(K=spline_order, UNIFORM=uniform, STEPS=1 if uniform else steps)
 
 
 def _forward(x: Tensor, b: Tensor, grid: Tensor, table: Tensor, spline_order: int, uniform: bool,
@@ -143,10 +152,12 @@ def _forward(x: Tensor, b: Tensor, grid: Tensor, table: Tensor, spline_order: in
     n, n_in = x.shape
     n_out = table.shape[2]
     y = torch.empty(n, n_out, dtype=out_dtype, device=x.device)
-    block_n, block_o = 64, _block(n_out, 64)
+    cfg = LAUNCH["forward"]
+    block_n, block_o = cfg["rows"], _block(n_out, cfg["cols"])
     launch = (_cdiv(n, block_n), _cdiv(n_out, block_o))
     _kernels().kan_forward_kernel[launch](x, b, grid, table, y, n, n_in, n_out, grid.shape[1],
-                                          BLOCK_N=block_n, BLOCK_O=block_o, **_shape_args(grid, spline_order, uniform))
+                                          BLOCK_N=block_n, BLOCK_O=block_o, num_warps=cfg["warps"],
+                                          **_shape_args(grid, spline_order, uniform))
     return y
 
 
@@ -156,11 +167,12 @@ def _input_grad(x: Tensor, db: Tensor, grid: Tensor, table: Tensor, g: Tensor, s
     n, n_in = x.shape
     n_out = table.shape[2]
     gx = torch.zeros(n, n_in, dtype=table.dtype, device=x.device)
-    block_n, block_o, block_i = 64, _block(n_out, 64), 4
+    cfg = LAUNCH["input_grad"]
+    block_n, block_o, block_i = cfg["rows"], _block(n_out, cfg["cols"]), cfg["inputs"]
     launch = (_cdiv(n, block_n), _cdiv(n_in, block_i))
     _kernels().kan_input_grad_kernel[launch](x, db, grid, table, g, gx, n, n_in, n_out, grid.shape[1],
                                              BLOCK_N=block_n, BLOCK_O=block_o, BLOCK_I=block_i,
-                                             **_shape_args(grid, spline_order, uniform))
+                                             num_warps=cfg["warps"], **_shape_args(grid, spline_order, uniform))
     return gx
 
 
@@ -181,12 +193,15 @@ def _table_grad(x: Tensor, b: Tensor, grid: Tensor, g: Tensor, spline_order: int
     args = (n, n_in, n_out, grid.shape[1])
     if table_grad_kernel(width) == "scatter":
         gt = torch.zeros(shape, dtype=dtype, device=x.device)
-        block_n, block_o, block_i = 64, _block(n_out, 64), 4
+        cfg = LAUNCH["scatter"]
+        block_n, block_o, block_i = cfg["rows"], _block(n_out, cfg["cols"]), cfg["inputs"]
         launch = (_cdiv(n, block_n), _cdiv(n_in, block_i), _cdiv(n_out, block_o))
         _kernels().kan_table_grad_scatter_kernel[launch](x, b, grid, g, gt, *args, BLOCK_N=block_n, BLOCK_O=block_o,
-                                                         BLOCK_I=block_i, **_shape_args(grid, spline_order, uniform))
+                                                         BLOCK_I=block_i, num_warps=cfg["warps"],
+                                                         **_shape_args(grid, spline_order, uniform))
         return gt
-    block_n, block_o, block_r = 32, _block(n_out, 64), _block(width, 64)
+    cfg = LAUNCH["tile"]
+    block_n, block_o, block_r = cfg["rows"], _block(n_out, cfg["cols"]), _block(width, 64)
     n_chunks = _cdiv(width, block_r)
     one_copy = n_in * width * n_out * torch.finfo(dtype).bits // 8
     copies = max(1, min(PARTIAL_BYTES // one_copy, _cdiv(n, 4 * block_n)))
@@ -196,7 +211,7 @@ def _table_grad(x: Tensor, b: Tensor, grid: Tensor, g: Tensor, spline_order: int
     launch = (copies, n_in * n_chunks, _cdiv(n_out, block_o))
     _kernels().kan_table_grad_tile_kernel[launch](x, b, grid, g, part, *args, rows_per_program, n_chunks,
                                                   BLOCK_N=block_n, BLOCK_O=block_o, BLOCK_R=block_r,
-                                                  **_shape_args(grid, spline_order, uniform))
+                                                  num_warps=cfg["warps"], **_shape_args(grid, spline_order, uniform))
     return part[0] if copies == 1 else part.sum(0)
 
 

@@ -201,13 +201,14 @@ def kan_input_grad_kernel(x_ptr, db_ptr, grid_ptr, t_ptr, g_ptr, gx_ptr, n_rows,
             dbi = tl.load(db_rows + i, mask=ok_i, other=0.0)
             span, w, dw, live = _local_basis(xi, grid_ptr + i * n_knots, n_knots, K, UNIFORM, STEPS)
             table = t_ptr + i * (width * n_out)  # tables hold < 2 ** 31 entries
-            s = dbi * tl.sum(g * tl.load(table + cols, mask=col_ok, other=0.0)[None, :], axis=1)
+            # d y[n, :] / d x_ni, then one reduction against g
+            dy = dbi[:, None] * tl.load(table + cols, mask=col_ok, other=0.0)[None, :]
             row = table + cols[None, :] + ((span + (1 - K)) * n_out)[:, None]
             for j in tl.static_range(K + 1):
-                s += dw[j] * tl.sum(g * tl.load(row, mask=live[j][:, None] & col_ok[None, :], other=0.0), axis=1)
+                dy += dw[j][:, None] * tl.load(row, mask=live[j][:, None] & col_ok[None, :], other=0.0)
                 row += n_out
             out = gx_rows + i
-            tl.store(out, tl.load(out, mask=ok_i, other=0.0) + s, mask=ok_i)
+            tl.store(out, tl.load(out, mask=ok_i, other=0.0) + tl.sum(g * dy, axis=1), mask=ok_i)
 
 
 @triton.jit
