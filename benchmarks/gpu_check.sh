@@ -11,6 +11,7 @@
 set -u
 OUT=${1:-gpu_check_out}
 mkdir -p "$OUT"
+: >"$OUT/summary.txt"
 PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 KANLAB_NO_CPP=1
 unset TRITON_INTERPRET
@@ -34,4 +35,3 @@ stage kernel_tests "${KERNEL_TESTS_S:-150}" env KANLAB_TEST_DEVICE=cuda $PY -m p
   $XDIST tests/test_kernels_triton.py tests/test_kernels.py
 stage gpu_speed "${BENCH_S:-240}" $PY benchmarks/gpu_speed.py --out "$OUT/gpu_speed.md"
 stage suite_cuda "${SUITE_S:-150}" env KANLAB_TEST_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider -rfEs $XDIST tests
-cat "$OUT/summary.txt"

@@ -33,10 +33,10 @@ class Case:
     dtype: torch.dtype = torch.float64
 
 
-# odd shapes: N not a multiple of the block (64), n_in = 1, n_out = 1, n_out above a block,
+# odd shapes: N not a multiple of the block (16 rows), n_in = 1, n_out = 1, n_out above a block,
 # n_in above an input block (4), G = 1 and 200, every order, both table-gradient kernels
 CASES = [
-    Case(1, True, 1, 200, 2, 3, "silu", "tile"),  # two partial sums of the tile kernel
+    Case(1, True, 1, 200, 2, 3, "silu", "tile"),  # four partial sums of the tile kernel
     Case(2, False, 5, 70, 1, 4, "tanh", "scatter"),
     Case(3, True, 200, 40, 3, 1, "gelu", "scatter"),
     Case(3, False, 200, 40, 2, 2, "silu", "tile"),  # the table in four chunks of 64 rows

@@ -41,13 +41,16 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 TABLE_GRAD = "auto"  # "auto", "tile" or "scatter"
 TILE_MAX_WIDTH = 32  # "auto": the tile kernel while the table width (nb + 1, padded) is at most this
 PARTIAL_BYTES = 2 ** 25  # the tile kernel's partial sums take at most this (or one table's size)
-# Block sizes per kernel (first guesses, untuned): rows (samples) per block, the most output
-# columns per block (fewer for small n_out, at least 16), inputs per program, warps. The tile
-# kernel's table rows per block are the table width's power of two, at most 64.
-LAUNCH = {"forward": dict(rows=64, cols=64, warps=4),
-          "input_grad": dict(rows=64, cols=64, inputs=4, warps=4),
-          "tile": dict(rows=32, cols=64, warps=4),
-          "scatter": dict(rows=64, cols=64, inputs=4, warps=4)}
+# Block sizes per kernel: rows (samples) per block, the most output columns per block (fewer for
+# small n_out, at least 16), inputs per program, warps. Chosen without a GPU, from ptxas's register
+# counts (benchmarks/triton_compile_check.py, sm_90, k = 3 / 5): 64 rows spilled 1-3 KB per
+# thread in float32 (the local bases of every row a thread holds stay live), 16 rows none on
+# uniform grids (118-198 registers). The tile kernel's table rows per block are the table width's
+# power of two, at most 64. Not timed on a GPU yet.
+LAUNCH = {"forward": dict(rows=16, cols=64, warps=4),
+          "input_grad": dict(rows=16, cols=32, inputs=4, warps=4),
+          "tile": dict(rows=16, cols=64, warps=4),
+          "scatter": dict(rows=16, cols=64, inputs=4, warps=4)}
 _STATE: dict = {}
 
 
