@@ -18,6 +18,11 @@ function as :func:`kan_linear_reference` (the oracle), values and gradients:
   where the eager choice is dense); where it cannot run, ``"auto"`` uses the eager ``"dense"`` / ``"sparse"``
   choice and an explicit ``"fused_sparse"`` falls back to ``"sparse"`` silently
   (``KANLAB_NO_CPP=1`` disables the extension);
+* ``"triton"`` (:class:`~kanlab.kernels.triton_kan.TritonKAN`): only the ``k + 1`` live bases,
+  by fused Triton kernels (optional dependency ``kanlab[gpu]``); ``"auto"`` takes it for CUDA
+  tensors where it applies. On CPU tensors it runs in Triton's interpreter when
+  ``TRITON_INTERPRET=1`` is set and raises otherwise; where the kernels do not handle the
+  arguments an explicit ``"triton"`` uses the eager ``"dense"`` / ``"sparse"`` choice;
 * ``"reference"``: the plain Cox-de Boor + einsum oracle.
 
 Second and higher derivatives are exact on both fast paths: when a backward graph is
@@ -32,7 +37,7 @@ import torch
 from torch import Tensor
 
 from .common import pack_weights
-from . import fused
+from . import fused, triton_kan
 from .fused_sparse import FusedSparseKAN
 from .fused_sparse import supports as fused_sparse_supports
 from .dense import DenseKAN
@@ -42,7 +47,7 @@ from .sparse import SparseKAN
 __all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "choose_path", "choose_cpp_path",
            "PATHS", "FUSED_MIN_ELEMENTS"]
 
-PATHS = ("auto", "dense", "fused", "sparse", "fused_sparse", "reference")
+PATHS = ("auto", "dense", "fused", "sparse", "fused_sparse", "triton", "reference")
 
 # "auto" uses the C++ kernels ("fused_sparse"; it builds them, once per process, ~2 min the
 # first time on a machine) only for batches with at least this many input entries N * n_in, so
@@ -81,7 +86,8 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
         path: ``"auto"`` (from the shapes, see :func:`choose_path` and
             :data:`FUSED_MIN_ELEMENTS`), ``"dense"``, ``"fused"`` (``"dense"`` where the C++
             kernels do not apply), ``"sparse"``, ``"fused_sparse"`` (``"sparse"`` where the
-            C++ kernels do not apply) or ``"reference"``.
+            C++ kernels do not apply), ``"triton"`` (CUDA tensors, or CPU ones under
+            ``TRITON_INTERPRET=1``; the eager choice where the kernels do not apply) or ``"reference"``.
 
     Shape: ``x`` ``(N, n_in)``, ``grid`` ``(n_in, G + 2k + 1)``, ``coef`` ``(n_out, n_in, G + k)``,
     scales ``(n_out, n_in)`` -> ``(N, n_out)``.
@@ -102,6 +108,14 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
                   and fused_sparse_supports(x, coef, scale_base, scale_spline, uniform)
                   and fused.extension() is not None):
                 path = choose_cpp_path(path, coef.shape[0], x.dtype)
+            elif triton_kan.auto_applies(x, grid, coef, scale_base, scale_spline, spline_order):
+                path = "triton"
+    if path == "triton":  # Triton kernels (kernels/triton_kan.py); raises where they cannot run at all
+        y = triton_kan.kan_linear_triton(x, grid, coef, scale_base, scale_spline, spline_order,
+                                         base_activation, uniform)
+        if y is not None:
+            return y
+        path = choose_path(coef.shape[-1], spline_order)
     if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
         return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
                                     base_activation)
