@@ -31,8 +31,8 @@ __all__ = ["FusedKAN", "worth_it", "run"]
 def worth_it(x: Tensor, layer: LayerParams) -> bool:
     """Whether ``"auto"`` should take this path: a large batch (as for ``"fused_sparse"``),
     at most half a SIMD vector of outputs, and a grid small enough for the eager dense path."""
-    tiny = x.is_floating_point() and 2 * layer.coef.shape[0] <= 512 // torch.finfo(x.dtype).bits
-    return (tiny and large_batch(x, layer)
+    return (large_batch(x, layer) and x.is_floating_point()
+            and 2 * layer.coef.shape[0] <= 512 // torch.finfo(x.dtype).bits
             and eager_path(layer.coef.shape[-1], layer.spline_order) == "dense")
 
 
