@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, ImportError, NotImplementedError) as err:
+    except (ValueError, TypeError, OSError, ImportError, NotImplementedError, FloatingPointError) as err:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"kanlab: error: {message}", file=sys.stderr)
         return 2

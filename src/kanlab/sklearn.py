@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .datasets.core import Dataset
 from .network import KAN
+from .validation import check_bool, check_int
 
 __all__ = ["KANRegressor", "KANClassifier", "expected_failed_checks"]
 
@@ -54,19 +55,24 @@ class _KANEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def _grid_schedule(self) -> list[int]:
-        sizes = [self.grid_size] if np.isscalar(self.grid_size) else list(self.grid_size)
-        if not sizes or not all(isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g >= 1
-                                for g in sizes):
-            raise ValueError(f"grid_size must be an int >= 1 or a sequence of them (a grid schedule), "
-                             f"got {self.grid_size!r}")
-        return [int(g) for g in sizes]
+        sizes = [self.grid_size] if np.isscalar(self.grid_size) else self.grid_size
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or not list(sizes):
+            raise TypeError(f"grid_size must be an int >= 1 or a sequence of them (a grid schedule), "
+                            f"got {self.grid_size!r}")
+        return [check_int("grid_size", g, 1) for g in sizes]
 
     def _check_params(self) -> torch.dtype:
-        if self.dtype not in _DTYPES:
+        if not isinstance(self.dtype, str) or self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
-        hidden = (self.hidden,) if np.isscalar(self.hidden) else tuple(self.hidden)
-        if not all(isinstance(h, (int, np.integer)) and h >= 1 for h in hidden):
-            raise ValueError(f"hidden must be a sequence of layer widths >= 1, got {self.hidden!r}")
+        hidden = (self.hidden,) if np.isscalar(self.hidden) else self.hidden
+        if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+            raise TypeError(f"hidden must be a sequence of layer widths >= 1, got {self.hidden!r}")
+        for h in hidden:
+            check_int("hidden", h, 1)
+        check_int("spline_order", self.spline_order, 1)
+        check_int("steps", self.steps, 1)  # 0 steps would return an untrained model without a word
+        for name in ("update_grid", "standardize", "symbolic", "progress"):
+            check_bool(name, getattr(self, name))
         return _DTYPES[self.dtype]
 
     def _fit_model(self, X: np.ndarray, target: np.ndarray, n_out: int, output_names) -> None:
@@ -78,7 +84,9 @@ class _KANEstimator(BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         self.x_mean_, self.x_scale_ = _moments(X) if self.standardize else (np.zeros(X.shape[1]),
                                                                            np.ones(X.shape[1]))
-        x = torch.tensor((X - self.x_mean_) / self.x_scale_, dtype=dtype)
+        x = torch.tensor(_standardized(X, self.x_mean_, self.x_scale_, "X", dtype), dtype=dtype)
+        if target.dtype.kind == "f":
+            _standardized(target, 0.0, 1.0, "y", dtype)
         y = torch.tensor(target, dtype=dtype if target.dtype.kind == "f" else torch.long)
         hidden = [self.hidden] if np.isscalar(self.hidden) else list(self.hidden)
         names = getattr(self, "feature_names_in_", None)
@@ -108,7 +116,7 @@ class _KANEstimator(BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         dtype = next(self.model_.parameters()).dtype
-        x = torch.tensor((X - self.x_mean_) / self.x_scale_, dtype=dtype)
+        x = torch.tensor(np.clip(X / self.x_scale_ - self.x_mean_ / self.x_scale_, -1e30, 1e30), dtype=dtype)
         out = [self.model_(x[i:i + 65536]) for i in range(0, x.shape[0], 65536)]
         return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, self.model_.n_outputs))
 
@@ -174,7 +182,7 @@ class KANRegressor(RegressorMixin, _KANEstimator):
                                                                            np.ones(y2.shape[1]))
         if output_names is not None and len(output_names) != y2.shape[1]:
             output_names = None
-        self._fit_model(X, (y2 - self.y_mean_) / self.y_scale_, y2.shape[1], output_names)
+        self._fit_model(X, y2 / self.y_scale_ - self.y_mean_ / self.y_scale_, y2.shape[1], output_names)
         return self
 
     def predict(self, X):
@@ -243,9 +251,27 @@ def expected_failed_checks(estimator) -> dict[str, str]:
 
 # ---------------------------------------------------------------------- helpers
 def _moments(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations (1 for constant columns). Shape ``(d,)`` each."""
-    mean, scale = a.mean(axis=0), a.std(axis=0)
-    return mean, np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
+    """Column means and standard deviations (1 for constant columns). Shape ``(d,)`` each.
+
+    Computed on columns divided by their largest magnitude, so values up to the float64
+    limit (1e300 and beyond, whose squares overflow) give finite moments.
+    """
+    peak = np.abs(a).max(axis=0) if a.shape[0] else np.ones(a.shape[1:])
+    peak = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
+    unit = a / peak
+    mean, scale = unit.mean(axis=0) * peak, unit.std(axis=0) * peak
+    return mean, np.where((scale > 1e-12 * np.abs(mean)) & (scale > 0), scale, 1.0)
+
+
+def _standardized(a: np.ndarray, mean: np.ndarray, scale: np.ndarray, name: str, dtype: torch.dtype) -> np.ndarray:
+    """``(a - mean) / scale``, without overflow in the difference, checked finite in ``dtype``
+    with room to square (an MSE of such values must stay finite)."""
+    out = a / scale - mean / scale
+    limit = float(np.sqrt(torch.finfo(dtype).max)) / 4
+    if not np.all(np.abs(out) < limit):
+        raise ValueError(f"{name} has values too large to train on in {dtype} after standardisation "
+                         f"(|value| up to {np.nanmax(np.abs(out)):.3g}); use standardize=True or rescale {name}")
+    return out
 
 
 def _column_names(y):
