@@ -11,7 +11,7 @@ derivatives go through the reference, as on the other fast paths.
 
 Triton is an optional dependency (``pip install 'kanlab[gpu]'``), imported on first use only.
 On CPU tensors the kernels run in Triton's interpreter when ``TRITON_INTERPRET=1`` was set before
-their first use in the process (slow: for tests); otherwise :func:`kan_linear_triton` raises.
+their first use in the process (slow: for tests); otherwise an explicit ``path="triton"`` raises (:func:`supports_call`).
 
 The table gradient ``dL/dT`` is summed by :data:`TABLE_GRAD`: ``"tile"`` (local basis tiles in
 registers times the output gradient, one partial sum per program: deterministic, cost ~ the padded
@@ -33,8 +33,8 @@ from ..activations import base_function
 from .common import base_and_derivative, pack_weights, reference_backward
 from .reference import kan_linear_reference
 
-__all__ = ["TritonKAN", "kan_linear_triton", "supports", "auto_applies", "unavailable_reason",
-           "table_grad_kernel", "TABLE_GRAD", "TILE_MAX_WIDTH", "LAUNCH", "MAX_SPLINE_ORDER"]
+__all__ = ["TritonKAN", "run", "supports", "supports_call", "auto_applies", "auto_applies_call",
+           "unavailable_reason", "table_grad_kernel", "TABLE_GRAD", "TILE_MAX_WIDTH", "LAUNCH", "MAX_SPLINE_ORDER"]
 
 MAX_SPLINE_ORDER = 5
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -116,9 +116,8 @@ def auto_applies(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scal
             and unavailable_reason(x.device) is None)
 
 
-def kan_linear_triton(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
-                      spline_order: int, base_activation: str, uniform: bool) -> Tensor | None:
-    """The layer by the Triton kernels; None where they do not handle the arguments.
+def supports_call(x: Tensor, layer) -> bool:
+    """:data:`~kanlab.kernels.PATHS`' ``supports`` for an explicit ``path="triton"``.
 
     Raises:
         RuntimeError: the kernels cannot run on ``x.device`` here (no triton; CPU tensors without
@@ -127,10 +126,20 @@ def kan_linear_triton(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor,
     reason = unavailable_reason(x.device)
     if reason is not None:
         raise RuntimeError(reason)
-    if not supports(x, grid, coef, scale_base, scale_spline, spline_order):
-        return None
-    base_function(base_activation)  # a clear error for an unknown name
-    return TritonKAN.apply(x, coef, scale_base, scale_spline, grid, spline_order, base_activation, bool(uniform))
+    return supports(x, layer.grid, layer.coef, layer.scale_base, layer.scale_spline, layer.spline_order)
+
+
+def auto_applies_call(x: Tensor, layer) -> bool:
+    """:data:`~kanlab.kernels.PATHS`' ``auto`` predicate (see :func:`auto_applies`)."""
+    return auto_applies(x, layer.grid, layer.coef, layer.scale_base, layer.scale_spline, layer.spline_order)
+
+
+def run(x: Tensor, layer) -> Tensor:
+    """The layer by the Triton kernels (``layer``: :class:`~kanlab.kernels.LayerParams`)."""
+    base_function(layer.base_activation)  # a clear error for an unknown name
+    x = torch.where(torch.isinf(x), torch.nan, x)  # +-inf rows give NaN like NaN rows, as on every path
+    return TritonKAN.apply(x, layer.coef, layer.scale_base, layer.scale_spline, layer.grid, layer.spline_order,
+                           layer.base_activation, bool(layer.uniform))
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
