@@ -8,7 +8,9 @@ kanlab stores in the metadata:
 * ``config``: :meth:`kanlab.KANConfig.to_dict` as JSON,
 * ``dtype``: the parameters' dtype,
 * ``sha256``: checksum of the tensor bytes (corruption is detected on load),
-* ``symbolic``: JSON ``{layer index: {"type": class name, "config": config_dict()}}``.
+* ``symbolic``: JSON ``{layer index: {"type": class name, "config": config_dict()}}``,
+* ``user``: JSON of the ``metadata`` dict given to :func:`save` (e.g. the CLI's task and class
+  labels), read back by :func:`read_metadata`.
 
 Loading parses JSON and raw tensor bytes only (no pickle, no code from the file); symbolic
 modules are rebuilt from a fixed table of known classes. Writing is atomic: a temporary
@@ -27,7 +29,7 @@ import torch
 
 from .network import KAN, KANConfig
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_metadata", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _MAGIC = "kanlab"
@@ -36,7 +38,7 @@ _MAX_HEADER = 100_000_000
 _SYMBOLIC_CLASSES = {"SymbolicEdges": ("kanlab.symbolic.edges", "SymbolicEdges")}
 
 
-def save(model: KAN, path) -> bool:
+def save(model: KAN, path, metadata: dict | None = None) -> bool:
     """Write ``model`` to one ``.kan`` file, atomically (a crash never leaves a partial file).
 
     Under ``torch.distributed`` only rank 0 writes (the other ranks return False at once).
@@ -44,6 +46,7 @@ def save(model: KAN, path) -> bool:
     Args:
         model: a :class:`kanlab.KAN` (numeric, pruned, symbolic or with multiplication nodes).
         path: destination file; its directory must exist.
+        metadata: JSON-serialisable facts stored with the model (:func:`read_metadata`).
 
     Returns:
         True when this process wrote the file.
@@ -65,6 +68,11 @@ def save(model: KAN, path) -> bool:
         return False
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     meta = _metadata(model)
+    if metadata is not None:
+        try:
+            meta["user"] = json.dumps(metadata)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"metadata must be JSON-serialisable: {err}") from None
     meta["sha256"] = hashlib.sha256(_data_section(st_save(tensors, metadata=meta))).hexdigest()
     blob = st_save(tensors, metadata=meta)
     _atomic_write(path, blob)
@@ -114,6 +122,23 @@ def load(path, device=None) -> KAN:
     return model.to(device) if device is not None else model
 
 
+def read_metadata(path) -> dict:
+    """The ``metadata`` dict saved with the model in ``path`` (``{}`` when none was given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"cannot load {str(path)!r}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        blob = head + f.read(min(n, _MAX_HEADER))
+    meta = _read_metadata(blob, path, check_data=False)
+    try:
+        user = json.loads(meta.get("user", "{}"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"cannot load {str(path)!r}: bad metadata ({err})") from None
+    return user if isinstance(user, dict) else {}
+
+
 # ---------------------------------------------------------------------- helpers
 def _metadata(model: KAN) -> dict[str, str]:
     from . import __version__
@@ -131,7 +156,7 @@ def _data_section(blob: bytes) -> bytes:
     return blob[8 + n:]
 
 
-def _read_metadata(blob: bytes, path: Path) -> dict[str, str]:
+def _read_metadata(blob: bytes, path: Path, check_data: bool = True) -> dict[str, str]:
     """Check the safetensors header by hand so every failure names the problem."""
     where = f"cannot load {str(path)!r}"
     if len(blob) < 8:
@@ -154,7 +179,7 @@ def _read_metadata(blob: bytes, path: Path) -> dict[str, str]:
         raise ValueError(f"{where}: written in .kan format version {version}, but this kanlab reads up to "
                          f"version {FORMAT_VERSION}; upgrade kanlab")
     ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__"]
-    if 8 + n + max(ends, default=0) > len(blob):
+    if check_data and 8 + n + max(ends, default=0) > len(blob):
         raise ValueError(f"{where}: file is truncated (tensor data ends early)")
     return meta
 
