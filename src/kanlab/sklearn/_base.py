@@ -1,42 +1,34 @@
-"""scikit-learn estimators: :class:`KANRegressor` and :class:`KANClassifier`.
-
-Both follow the estimator contract (``__init__`` stores the arguments, ``fit`` returns
-``self``, learned attributes end in ``_``) and work in ``Pipeline`` and ``GridSearchCV``.
-Inputs (and regression targets) are standardised inside the estimator; the fitted
-:class:`kanlab.KAN` is ``model_`` and carries the pandas column names as its
-``input_names``, so plots and formulas use them.
-
-Example:
-    >>> from sklearn.datasets import load_diabetes
-    >>> X, y = load_diabetes(return_X_y=True)
-    >>> reg = KANRegressor(hidden=(3,), steps=20, random_state=0).fit(X, y)  # doctest: +SKIP
-    >>> reg.score(X, y)  # doctest: +SKIP
-"""
+"""What :class:`KANRegressor` and :class:`KANClassifier` share: arguments, fitting, prediction, formulas."""
 from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from .datasets.core import Dataset
-from .network import KAN
+from ..network import KAN
+from ._recipe import make_plan, scale_inputs, train, validation_split
 
-__all__ = ["KANRegressor", "KANClassifier", "expected_failed_checks"]
+__all__ = ["KANEstimator", "DTYPES", "OPTIMIZERS"]
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+OPTIMIZERS = ("auto", "lbfgs", "adam", "adamw")
+SYMBOLIC_POLISH_STEPS = 50  # L-BFGS steps on the snapped edges' parameters (symbolic=True; at most `steps`)
 
 
-class _KANEstimator(BaseEstimator):
-    """Shared fitting code. Subclasses define ``_loss`` and how targets map to outputs."""
+class KANEstimator(BaseEstimator):
+    """Shared fitting code. Subclasses define ``_loss`` and how targets map to outputs.
+
+    Arguments are documented on :class:`kanlab.sklearn.KANRegressor`.
+    """
 
     _loss = "mse"
 
-    def __init__(self, hidden=(5,), grid_size=5, spline_order=3, steps=100, optimizer="lbfgs", lr=None,
-                 batch_size=None, lamb=0.0, update_grid=True, standardize=True, symbolic=False,
-                 dtype="float64", random_state=None, progress=False):
+    def __init__(self, hidden="auto", grid_size="auto", spline_order=3, steps="auto", optimizer="auto", lr=None,
+                 batch_size="auto", alpha="auto", lamb=0.0, early_stopping="auto", validation_fraction=0.2,
+                 n_iter_no_change=10, update_grid="auto", standardize=True, symbolic=False, dtype="float32",
+                 random_state=None, progress=False, base_activation="identity"):
         self.hidden = hidden
         self.grid_size = grid_size
         self.spline_order = spline_order
@@ -44,67 +36,87 @@ class _KANEstimator(BaseEstimator):
         self.optimizer = optimizer
         self.lr = lr
         self.batch_size = batch_size
+        self.alpha = alpha
         self.lamb = lamb
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.update_grid = update_grid
         self.standardize = standardize
         self.symbolic = symbolic
         self.dtype = dtype
         self.random_state = random_state
         self.progress = progress
+        self.base_activation = base_activation
 
     # ------------------------------------------------------------------ fitting
-    def _grid_schedule(self) -> list[int]:
-        sizes = [self.grid_size] if np.isscalar(self.grid_size) else list(self.grid_size)
-        if not sizes or not all(isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g >= 1
-                                for g in sizes):
-            raise ValueError(f"grid_size must be an int >= 1 or a sequence of them (a grid schedule), "
-                             f"got {self.grid_size!r}")
-        return [int(g) for g in sizes]
-
     def _check_params(self) -> torch.dtype:
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
-        hidden = (self.hidden,) if np.isscalar(self.hidden) else tuple(self.hidden)
-        if not all(isinstance(h, (int, np.integer)) and h >= 1 for h in hidden):
-            raise ValueError(f"hidden must be a sequence of layer widths >= 1, got {self.hidden!r}")
-        return _DTYPES[self.dtype]
+        """Validate the arguments that ``make_plan`` does not; returns the torch dtype."""
+        dtype = self.dtype.lower() if isinstance(self.dtype, str) else self.dtype
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if not (isinstance(self.optimizer, str) and self.optimizer.lower() in OPTIMIZERS):
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)} (any case), got {self.optimizer!r}")
+        if self.early_stopping not in ("auto", True, False):
+            raise ValueError(f"early_stopping must be 'auto', True or False, got {self.early_stopping!r}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        for name in ("n_iter_no_change",) + (() if self.steps == "auto" else ("steps",)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (1 if name != "steps" else 0):
+                raise ValueError(f"{name} must be an integer >= {1 if name != 'steps' else 0}, got {value!r}")
+        if not self.lamb >= 0:
+            raise ValueError(f"lamb must be >= 0, got {self.lamb!r}")
+        return DTYPES[dtype]
+
+    def _label_smoothing(self) -> float:
+        return 0.0
 
     def _fit_model(self, X: np.ndarray, target: np.ndarray, n_out: int, output_names) -> None:
         """Train ``model_`` on ``X`` ``(N, d)`` and ``target`` (``(N, n_out)`` floats or ``(N,)`` classes)."""
         dtype = self._check_params()
-        schedule = self._grid_schedule()
         if X.shape[0] < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 samples, got n_samples = {X.shape[0]}")
+        self._plan = plan = make_plan(_Lowered(self), X.shape[0], X.shape[1])
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        self.x_mean_, self.x_scale_ = _moments(X) if self.standardize else (np.zeros(X.shape[1]),
-                                                                           np.ones(X.shape[1]))
+        if self.standardize:
+            self.x_mean_, self.x_scale_ = scale_inputs(X)
+        else:
+            self.x_mean_, self.x_scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
         x = torch.tensor((X - self.x_mean_) / self.x_scale_, dtype=dtype)
         y = torch.tensor(target, dtype=dtype if target.dtype.kind == "f" else torch.long)
-        hidden = [self.hidden] if np.isscalar(self.hidden) else list(self.hidden)
+        val, full = None, (x, y)
+        if plan.early_stopping:
+            fit_idx, val_idx = validation_split(target if target.dtype.kind != "f" else np.zeros(len(target), int),
+                                                plan.validation_fraction, seed, stratify=target.dtype.kind != "f")
+            x, y, val = x[fit_idx], y[fit_idx], (x[val_idx], y[val_idx])
         names = getattr(self, "feature_names_in_", None)
-        model = KAN(width=[X.shape[1], *[int(h) for h in hidden], n_out], grid_size=schedule[0],
-                    spline_order=self.spline_order, seed=seed, dtype=dtype,
+        model = KAN(width=[X.shape[1], *plan.hidden, n_out], grid_size=plan.grids[0],
+                    spline_order=self.spline_order, seed=seed, dtype=dtype, base_activation=self.base_activation,
                     input_names=[str(n) for n in names] if names is not None else None,
                     output_names=output_names)
-        data = Dataset(x, y, x[:1], y[:1])
-        self.history_ = []
-        fit_kw = dict(steps=self.steps, optimizer=self.optimizer, lr=self.lr, batch_size=self.batch_size,
-                      loss=self._loss, lamb=self.lamb, update_grid=self.update_grid, progress=self.progress,
-                      seed=seed, eval_every=max(1, self.steps))
-        for i, grid in enumerate(schedule):
-            if i > 0:
-                model = model.refine(grid)
-            self.history_.append(model.fit(data, **fit_kw))
-        self.model_ = model
+        self.model_, self.history_, report = train(plan, model, self._loss, x, y, val, seed, self.progress,
+                                                   self._label_smoothing(), full)
+        self.model_ = self.model_.to(torch.float64)  # predictions independent of the batch's make-up
+        self.n_iter_ = sum(len(h) for h in self.history_)
+        self.grid_size_ = report["grid"]
+        self.validation_loss_ = report["validation_loss"]
+        self.alpha_ = report["alpha"]
+        self.linear_ = report["linear"]
         self.formula_ = None
         if self.symbolic:  # snap to closed forms, polish their affine parameters, read the formula
-            model.auto_symbolic(x)
-            self.history_.append(model.fit(data, **dict(fit_kw, update_grid=False)))
+            x, y = (t.to(torch.float64) if t.is_floating_point() else t for t in full)
+            self.model_.auto_symbolic(x)
+            steps = SYMBOLIC_POLISH_STEPS if self.steps == "auto" else max(1, min(SYMBOLIC_POLISH_STEPS, self.steps))
+            self.history_.append(self.model_.fit((x, y), steps=steps, optimizer="lbfgs", loss=self._loss,
+                                                 update_grid=False, progress=self.progress, eval_every=steps))
             self.formula_ = self._formula()
 
     @torch.no_grad()
     def _raw_predict(self, X) -> np.ndarray:
         """Model outputs ``(N, n_out)`` on the original feature scale."""
+        from sklearn.utils.validation import validate_data
+
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         dtype = next(self.model_.parameters()).dtype
@@ -143,117 +155,11 @@ class _KANEstimator(BaseEstimator):
         return np.zeros(n), np.ones(n)
 
 
-class KANRegressor(RegressorMixin, _KANEstimator):
-    """A KAN regressor (one or several outputs).
+class _Lowered:
+    """``est``'s arguments with the option strings lower-cased (``optimizer="LBFGS"`` works)."""
 
-    Args:
-        hidden: widths of the hidden node layers, e.g. ``(5,)`` or ``(5, 3)``.
-        grid_size: grid intervals, or a schedule such as ``(3, 5, 10)``: fit, refine, fit again.
-        spline_order, steps (per grid size), optimizer, lr, batch_size, lamb, update_grid:
-            see :func:`kanlab.fit`.
-        standardize: standardise inputs and targets (the formula is given in original units).
-        symbolic: snap the edges to closed forms after fitting; sets ``formula_`` (needs
-            :mod:`kanlab.symbolic` and sympy).
-        dtype: ``"float64"`` (default) or ``"float32"``.
-        random_state: seeds the initialisation and the mini-batch order.
-        progress: show progress bars.
-
-    Attributes:
-        model_ (:class:`kanlab.KAN`), history_ (one History per grid size), formula_,
-        n_features_in_, feature_names_in_ (pandas input).
-    """
-
-    def fit(self, X, y):
-        """Fit on ``X`` ``(N, d)`` and ``y`` ``(N,)`` or ``(N, n_outputs)``; returns self."""
-        output_names = _column_names(y)
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        self._y_1d = y.ndim == 1
-        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
-        self.y_mean_, self.y_scale_ = _moments(y2) if self.standardize else (np.zeros(y2.shape[1]),
-                                                                           np.ones(y2.shape[1]))
-        if output_names is not None and len(output_names) != y2.shape[1]:
-            output_names = None
-        self._fit_model(X, (y2 - self.y_mean_) / self.y_scale_, y2.shape[1], output_names)
-        return self
-
-    def predict(self, X):
-        """Predictions ``(N,)`` (or ``(N, n_outputs)`` when fitted on 2-D targets)."""
-        out = self._raw_predict(X) * self.y_scale_ + self.y_mean_
-        return out.ravel() if self._y_1d else out
-
-    def _output_affine(self):
-        return self.y_mean_, self.y_scale_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        return tags
-
-
-class KANClassifier(ClassifierMixin, _KANEstimator):
-    """A KAN classifier: one output per class (logits), trained with cross-entropy.
-
-    Arguments as :class:`KANRegressor`; ``formula_`` holds one logit formula per class.
-    Attributes: model_, classes_, history_, formula_, n_features_in_, feature_names_in_.
-    """
-
-    _loss = "cross_entropy"
-
-    def fit(self, X, y):
-        """Fit on ``X`` ``(N, d)`` and class labels ``y`` ``(N,)``; returns self."""
-        X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 classes in y, got 1 class")
-        self._fit_model(X, encoded.astype(np.int64), len(self.classes_), [str(c) for c in self.classes_])
-        return self
-
-    def decision_function(self, X):
-        """Class logits ``(N, n_classes)`` (``(N,)`` for two classes: logit 1 - logit 0)."""
-        check_is_fitted(self, "model_")
-        logits = self._raw_predict(X)
-        return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
-
-    def predict_proba(self, X):
-        """Class probabilities ``(N, n_classes)`` (softmax of the logits)."""
-        logits = self._raw_predict(X)
-        z = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
-
-    def predict_log_proba(self, X):
-        return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        """Class labels ``(N,)``."""
-        logits = self._raw_predict(X)
-        return self.classes_[np.argmax(logits, axis=1)]
-
-
-def expected_failed_checks(estimator) -> dict[str, str]:
-    """scikit-learn estimator checks that do not apply, with the reason (for ``parametrize_with_checks``).
-
-    None at present: both estimators pass every check of scikit-learn 1.9 (the array-API checks
-    skip themselves unless ``SCIPY_ARRAY_API=1``). Kept so new scikit-learn checks can be listed here.
-    """
-    return {}
-
-
-# ---------------------------------------------------------------------- helpers
-def _moments(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations (1 for constant columns). Shape ``(d,)`` each."""
-    mean, scale = a.mean(axis=0), a.std(axis=0)
-    return mean, np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
-
-
-def _column_names(y):
-    """Target names from a pandas Series / DataFrame, else None."""
-    if hasattr(y, "columns"):
-        return [str(c) for c in y.columns]
-    name = getattr(y, "name", None)
-    return [str(name)] if name is not None and hasattr(y, "to_numpy") else None
+    def __init__(self, est):
+        self.__dict__.update({k: (v.lower() if isinstance(v, str) else v) for k, v in est.get_params().items()})
 
 
 def _num(v):
