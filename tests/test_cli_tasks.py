@@ -205,12 +205,10 @@ def test_user_errors_are_one_line_exit_2(tmp_path, capsys, case, pattern):
 def test_build_kernels_and_the_demo_builds_before_timing(monkeypatch, capsys):
     import kanlab.cli_commands as commands
     import kanlab.demo as demo
-    from kanlab.kernels import fused
+    import kanlab.kernels
 
     events = []
-    monkeypatch.setattr(fused, "extension", lambda: events.append("build") or object())
-    if hasattr(kanlab.kernels, "load_extension"):
-        monkeypatch.setattr(kanlab.kernels, "load_extension", lambda: events.append("build") or object())
+    monkeypatch.setattr(kanlab.kernels, "load_extension", lambda: events.append("build") or object())
     assert main(["build-kernels"]) == 0 and events == ["build"]
     assert "C++ kernels ready" in capsys.readouterr().out
 

@@ -159,22 +159,11 @@ def run_plot(args) -> int:
 
 # ---------------------------------------------------------------------- build-kernels
 def build_extension():
-    """Build (or load from torch's cache) the C++ kernels: ``(module or None, reason or None)``.
-
-    Calls ``kanlab.kernels.load_extension()`` where it exists, else
-    ``kanlab.kernels.fused.extension()``.
-    """
+    """Build (or load from torch's cache) the C++ kernels: ``(module or None, reason or None)``."""
     from . import kernels
 
-    load = getattr(kernels, "load_extension", None)
-    if load is None:
-        from .kernels import fused
-
-        module = fused.extension()
-        return module, fused.build_error()
-    module = load()
-    error = getattr(kernels, "build_error", None) or getattr(kernels.fused, "build_error", lambda: None)
-    return module, (error() if module is None else None)
+    module = kernels.load_extension()
+    return module, (kernels.build_error() if module is None else None)
 
 
 def run_build_kernels(args) -> int:

@@ -1,8 +1,10 @@
 """KAN: a stack of KAN layers built from a frozen config, with optional multiplication nodes."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
@@ -11,8 +13,9 @@ from torch import Tensor, nn
 
 from .activations import base_function
 from .compat import require_data, translate
-from .layer import KANLayer
-from .validation import as_model_input, check_input
+from .layer import KANLayer, estimate_layer_bytes
+from .validation import (as_model_input, check_dtype, check_finite, check_float, check_grid_range, check_input,
+                         check_int, check_device, check_memory, check_names, check_seed)
 
 __all__ = ["KAN", "KANConfig", "LayerActivations", "normalize_width"]
 
@@ -38,6 +41,23 @@ class KANConfig:
     input_names: tuple[str, ...] | None = None
     output_names: tuple[str, ...] | None = None
 
+    def __post_init__(self):
+        """Every field is checked (types, ranges, name counts); numpy scalars become Python ones."""
+        width = normalize_width(self.width)
+        fields = {"width": width,
+                  "grid_size": check_int("grid_size", self.grid_size, 1),
+                  "spline_order": check_int("spline_order", self.spline_order, 1),
+                  "grid_range": check_grid_range(self.grid_range),
+                  "grid_eps": check_float("grid_eps", self.grid_eps, 0.0, 1.0),
+                  "noise_scale": check_float("noise_scale", self.noise_scale, 0.0),
+                  "mult_arity": check_int("mult_arity", self.mult_arity, 1),
+                  "seed": check_seed(self.seed),
+                  "input_names": check_names("input_names", self.input_names, width[0][0]),
+                  "output_names": check_names("output_names", self.output_names, sum(width[-1]))}
+        base_function(self.base_activation)  # validates the name
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["width"] = [list(w) for w in self.width]
@@ -48,12 +68,22 @@ class KANConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "KANConfig":
-        d = dict(d)
-        d["width"] = normalize_width(d["width"])
-        d["grid_range"] = tuple(float(v) for v in d["grid_range"])
-        for key in ("input_names", "output_names"):
-            d[key] = tuple(d[key]) if d.get(key) is not None else None
+        """Inverse of :meth:`to_dict`; unknown or missing keys and bad values raise ValueError / TypeError."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a KAN config must be a dict, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown, missing = sorted(set(d) - known), sorted({"width"} - set(d))
+        if unknown or missing:
+            raise ValueError(f"bad KAN config: unknown keys {unknown}, missing keys {missing}")
         return cls(**d)
+
+    def estimate_bytes(self, dtype: torch.dtype | None = None) -> int:
+        """Peak memory (bytes) to build a KAN of this config: parameters plus the largest
+        layer's initialisation fit (float64 least squares over ``G + 1`` points)."""
+        item = torch.empty((), dtype=dtype).element_size()
+        sizes = [estimate_layer_bytes(n_in, n_out, self.grid_size, self.spline_order, item)
+                 for n_in, n_out in self.layer_shapes()]
+        return sum(p for p, _ in sizes) + max(f for _, f in sizes)
 
     def layer_shapes(self) -> list[tuple[int, int]]:
         """``(in_features, out_features)`` of each KAN layer (out counts every mult-node operand)."""
@@ -74,18 +104,20 @@ class LayerActivations(NamedTuple):
 
 def normalize_width(width) -> tuple[tuple[int, int], ...]:
     """``[2, [5, 2], 1]`` -> ``((2, 0), (5, 2), (1, 0))``, with clear errors."""
-    if isinstance(width, (str, bytes)) or not isinstance(width, Sequence):
+    if isinstance(width, (str, bytes)) or not (isinstance(width, Sequence) or hasattr(width, "__array__")):
         raise TypeError(f"width must be a list of layer sizes such as [2, 5, 1], got {width!r}")
+    width = list(width)
     if len(width) < 2:
-        raise ValueError(f"width must have at least two entries (inputs and outputs), got {list(width)!r}")
+        raise ValueError(f"width must have at least two entries (inputs and outputs), got {width!r}")
     out = []
     for i, w in enumerate(width):
-        pair = (w, 0) if isinstance(w, int) and not isinstance(w, bool) else tuple(w) if isinstance(w, Sequence) else None
-        if pair is None or len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair):
-            raise ValueError(f"width[{i}] must be an int >= 1 or a pair [n_sum, n_mult], got {w!r}")
+        pair = (w,) if isinstance(w, numbers.Integral) else tuple(w) if isinstance(w, Sequence) else None
+        if pair is None or len(pair) not in (1, 2) or (len(pair) == 1 and not isinstance(w, numbers.Integral)):
+            raise TypeError(f"width[{i}] must be an int >= 1 or a pair [n_sum, n_mult], got {w!r}")
+        pair = tuple(check_int(f"width[{i}]", v, 0) for v in pair) + (0,) * (2 - len(pair))
         if pair[0] + pair[1] < 1:
             raise ValueError(f"width[{i}] must have at least one node, got {w!r}")
-        out.append((int(pair[0]), int(pair[1])))
+        out.append(pair)
     if out[0][1]:
         raise ValueError(f"width[0] (the inputs) cannot have multiplication nodes, got {width[0]!r}")
     return tuple(out)
@@ -120,17 +152,18 @@ class KAN(nn.Module):
                  config: KANConfig | None = None):
         super().__init__()
         if config is None:
-            config = KANConfig(width=normalize_width(width),
-                               grid_size=_alias("grid_size", grid_size, "grid", grid, 5),
+            config = KANConfig(width=width, grid_size=_alias("grid_size", grid_size, "grid", grid, 5),
                                spline_order=_alias("spline_order", spline_order, "k", k, 3),
-                               grid_range=tuple(float(v) for v in grid_range),
-                               base_activation=base_activation, grid_eps=float(grid_eps),
-                               noise_scale=float(noise_scale), mult_arity=int(mult_arity), seed=int(seed),
-                               input_names=_names("input_names", input_names, normalize_width(width)[0][0]),
-                               output_names=_names("output_names", output_names, sum(normalize_width(width)[-1])))
-        if not isinstance(config.mult_arity, int) or config.mult_arity < 1:
-            raise ValueError(f"mult_arity must be an integer >= 1, got {config.mult_arity!r}")
-        base_function(config.base_activation)
+                               grid_range=grid_range, base_activation=base_activation, grid_eps=grid_eps,
+                               noise_scale=noise_scale, mult_arity=mult_arity, seed=seed,
+                               input_names=input_names, output_names=output_names)
+        elif not isinstance(config, KANConfig):
+            raise TypeError(f"config must be a KANConfig, got {type(config).__name__}")
+        dtype = check_dtype(dtype)
+        device = check_device(device)
+        width = [s if m == 0 else [s, m] for s, m in config.width]
+        check_memory(f"KAN(width={width}, grid_size={config.grid_size})",
+                     config.estimate_bytes(dtype), device)
         self.config = config
         gen = torch.Generator().manual_seed(config.seed)
         self.layers = nn.ModuleList(
@@ -235,11 +268,25 @@ class KAN(nn.Module):
     def update_grid(self, x: Tensor) -> None:
         """Adapt every layer's grid to the activations that ``x`` ``(N, width[0])`` produces,
         layer by layer, keeping each layer's function."""
+        h = self._check_grid_data(x, self.config.grid_size)
+        with all_or_nothing(self):  # a failure in a later layer restores the earlier ones bitwise
+            for l, layer in enumerate(self.layers):
+                if l > 0:
+                    check_finite(h, f"the activations x produces at layer {l}")
+                layer.update_grid(h)
+                h = self.layer_step(l, h)
+
+    def _check_grid_data(self, x: Tensor, grid_size: int) -> Tensor:
+        """``x`` as ``(N, width[0])`` for a grid update / refinement: at least 2 finite samples,
+        and the spline fits of every layer fit in memory."""
         check_input(x, self.n_inputs, "x")
         h = x.reshape(-1, self.n_inputs)
-        for l, layer in enumerate(self.layers):
-            layer.update_grid(h)
-            h = self.layer_step(l, h)
+        if h.shape[0] < 2:
+            raise ValueError(f"update_grid needs at least 2 samples in x, got {h.shape[0]}")
+        check_finite(h, "x")
+        for layer in self.layers:
+            layer.check_fit_memory(grid_size, h.shape[0])
+        return h
 
     @torch.no_grad()
     def refine(self, grid_size: int, x: Tensor | None = None) -> "KAN":
@@ -252,14 +299,20 @@ class KAN(nn.Module):
         ``update_grid`` at the new size), so the refined model keeps the function wherever
         the data goes.
         """
+        grid_size = check_int("grid_size", grid_size, 1)
+        config = dataclasses.replace(self.config, grid_size=grid_size)
+        check_memory(f"refine(grid_size={grid_size})", config.estimate_bytes(self.layers[0].coef.dtype),
+                     self.layers[0].coef.device)
+        h = None if x is None else self._check_grid_data(x, grid_size)
         new = copy.deepcopy(self)
-        new.config = dataclasses.replace(self.config, grid_size=int(grid_size))
+        new.config = config
         if x is None:
             new.layers = nn.ModuleList(layer.refine(grid_size) for layer in self.layers)
             return new
-        check_input(x, self.n_inputs, "x")
-        h, layers = x.reshape(-1, self.n_inputs), []
+        layers = []
         for l, layer in enumerate(self.layers):
+            if l > 0:
+                check_finite(h, f"the activations x produces at layer {l}")
             layers.append(layer.refine(grid_size, h))
             h = self.layer_step(l, h)  # the old layer: the function being kept
         new.layers = nn.ModuleList(layers)
@@ -366,19 +419,25 @@ class KAN(nn.Module):
         save(self, path, metadata)
 
 
-def _names(arg: str, names, n: int):
-    if names is None:
-        return None
-    names = tuple(str(v) for v in names)
-    if len(names) != n:
-        raise ValueError(f"{arg} must have {n} entries, got {len(names)}")
-    return names
+@contextlib.contextmanager
+def all_or_nothing(module: nn.Module):
+    """Run an in-place change of ``module`` so that it either completes or, on any exception
+    (KeyboardInterrupt included), leaves every parameter and buffer bitwise as it was."""
+    saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    flags = [(m, m._uniform) for m in module.modules() if isinstance(m, KANLayer)]
+    try:
+        yield
+    except BaseException:
+        with torch.no_grad():
+            for k, v in module.state_dict().items():
+                v.copy_(saved[k])
+        for m, flag in flags:
+            m._uniform = flag
+        raise
 
 
 def _alias(name: str, value, alias: str, alias_value, default):
     if value is not None and alias_value is not None and value != alias_value:
         raise ValueError(f"give {name} or its alias {alias}, not both ({value!r} != {alias_value!r})")
     chosen = value if value is not None else alias_value if alias_value is not None else default
-    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {chosen!r}")
-    return chosen
+    return check_int(name if value is not None else alias, chosen, 1)

@@ -28,6 +28,8 @@ falls to [2,1,1] and the weak x^3 input is dropped.
 """
 from __future__ import annotations
 
+from .validation import check_float, check_int
+
 __all__ = ["fit_sparse"]
 
 
@@ -55,10 +57,8 @@ def fit_sparse(model, data, steps: int = 50, lamb: float = 1e-3, sparse_steps: i
         4
     """
     sparse_steps = steps if sparse_steps is None else sparse_steps
-    if isinstance(sparse_steps, bool) or not isinstance(sparse_steps, int) or sparse_steps < 0:
-        raise ValueError(f"sparse_steps must be an integer >= 0 or None, got {sparse_steps!r}")
-    if not sparse_lamb >= 0:
-        raise ValueError(f"sparse_lamb must be >= 0, got {sparse_lamb!r}")
+    check_int("sparse_steps", sparse_steps, 0)
+    check_float("sparse_lamb", sparse_lamb, 0.0)
     history = model.fit(data, steps=steps, lamb=lamb, lamb_entropy=lamb_entropy, **fit_kwargs)
     second = model.fit(data, steps=sparse_steps, lamb=sparse_lamb, lamb_entropy=lamb_entropy, **fit_kwargs)
     return history.extend(second)

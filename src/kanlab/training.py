@@ -8,8 +8,10 @@ from typing import Callable, Iterable, Iterator, Mapping
 import torch
 from torch import Tensor
 
+from .checkpoint import Checkpointer
 from .datasets.core import Dataset, as_dataset, is_array_tuple
 from .distributed import data_parallel
+from .fit_checks import check_batch, check_fit_args, check_loss_value, grid_samples
 from .optim import LBFGS
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
 from .regularization import regularization
@@ -62,7 +64,8 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
         update_grid: bool = True, grid_update_num: int = 10, start_grid_update_step: int = -1,
         stop_grid_update_step: int = 50, weight_decay: float = 0.0, test_data=None,
         callbacks: Iterable[Callable] = (), progress: bool = True, seed: int = 0,
-        eval_every: int = 1, max_iter: int = 20) -> History:
+        eval_every: int = 1, max_iter: int = 20, checkpoint=None, checkpoint_every: int = 10,
+        resume=None) -> History:
     """Train ``model`` in place.
 
     Args:
@@ -85,14 +88,25 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
         callbacks: ``cb(step, model, history)``; a callback returning True stops training.
         progress: show a tqdm progress bar.
         seed: drives mini-batch order (the same seed gives the same History).
+        checkpoint, checkpoint_every: write an atomic checkpoint file (model, optimizer
+            state, step, History) to ``checkpoint`` every ``checkpoint_every`` steps and
+            after the last one (see :mod:`kanlab.checkpoint`).
+        resume: a checkpoint to continue from; with the same data and arguments the run
+            ends bitwise equal to one that was never interrupted (``steps`` may be larger).
+
+    A grid update that falls on a batch with fewer than 2 samples (a DataLoader's short last
+    batch) uses the last batch that had 2 or more. An exception or KeyboardInterrupt during a
+    step (the L-BFGS line search included) leaves the model at the last completed step.
 
     Returns:
         :class:`History`. Raises :class:`TrainingDiverged` on a non-finite loss, after
         restoring the parameters of the last good step.
     """
     optimizer = optimizer.lower() if isinstance(optimizer, str) else optimizer  # "LBFGS" as pykan spells it
-    _check_args(steps, optimizer, lr, batch_size, eval_every, lamb)
+    callbacks = check_fit_args(**{k: v for k, v in locals().items() if k in _CHECKED}, optimizers=OPTIMIZERS)
+    ckpt = Checkpointer(checkpoint, checkpoint_every, resume, _settings(locals()))
     kind, loss_fn = resolve_loss(loss)
+    first = ckpt.restore_model(model)
     source = _BatchSource(model, data, kind, batch_size, seed, test_data)
     ddp = data_parallel()  # None unless running under torch.distributed with > 1 rank
     if ddp is not None:
@@ -101,14 +115,19 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
     regularize = lamb > 0
     grid_every = max(1, stop_grid_update_step // max(1, grid_update_num))
     history, params = History(), [p for p in model.parameters() if p.requires_grad]
+    grid_x = ckpt.restore_run(opt, history, source)  # last batch with >= 2 rows
     start = time.perf_counter()
     bar = _progress(steps, progress and (ddp is None or ddp.rank == 0))
-    for step in range(steps):
+    for step in range(first, steps):
         x, y = next(source)
         if ddp is not None:
             x, y = ddp.local_batch(source, x, y)
+        if step == first:
+            check_loss_value(model, loss_fn, x, y)
+        grid_x = grid_samples(x, grid_x)
         if update_grid and start_grid_update_step <= step < stop_grid_update_step and step % grid_every == 0:
-            model.update_grid(source.grid_input(x) if ddp is None else ddp.grid_input(source, x))
+            gx = source.grid_input(grid_x) if ddp is None else ddp.grid_input(source, grid_x)
+            model.update_grid(gx)
             history.grid_update_steps.append(step)
             opt = _make_optimizer(model, optimizer, lr, weight_decay, max_iter)  # stale curvature
         snapshot = _snapshot(model)
@@ -130,7 +149,11 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
             last["loss"], last["reg"] = fit_loss.detach(), reg.detach() if reg is not None else None
             return objective
 
-        opt.step(closure)
+        try:
+            opt.step(closure)
+        except BaseException:  # KeyboardInterrupt (also in the line search) or an error: last completed step
+            _restore(model, snapshot)
+            raise
         if not (torch.isfinite(last["loss"]) and all(bool(torch.isfinite(p).all()) for p in params)):
             _restore(model, snapshot)
             raise TrainingDiverged(f"training diverged at step {step}: the loss became "
@@ -140,6 +163,7 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
         bar.update(1)
         if history.test_rmse or history.test_loss:
             bar.set_postfix(_postfix(history), refresh=False)
+        ckpt.step_done(step, steps, model, opt, history)
         if any(cb(step, model, history) for cb in callbacks):
             break
     bar.close()
@@ -148,19 +172,17 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_args(steps, optimizer, lr, batch_size, eval_every, lamb) -> None:
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
-    if lr is not None and not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
-    if not isinstance(eval_every, int) or eval_every < 1:
-        raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
-    if not lamb >= 0:
-        raise ValueError(f"lamb must be >= 0, got {lamb!r}")
+_CHECKED = ("steps", "optimizer", "lr", "batch_size", "eval_every", "lamb", "lamb_l1", "lamb_entropy", "lamb_coef",
+            "lamb_coefdiff", "update_grid", "grid_update_num", "start_grid_update_step", "stop_grid_update_step",
+            "weight_decay", "callbacks", "progress", "seed", "max_iter")
+
+
+def _settings(args: dict) -> dict:
+    """The fit arguments a resumed run must share with the checkpoint (all but steps and I/O)."""
+    skip = {"model", "data", "test_data", "steps", "callbacks", "progress", "checkpoint", "checkpoint_every",
+            "resume", "eval_every"}
+    return {k: (v if v is None or isinstance(v, (bool, int, float, str)) else getattr(v, "__qualname__", repr(v)))
+            for k, v in args.items() if k not in skip and not k.startswith("_")}
 
 
 def _make_optimizer(model, name: str, lr, weight_decay: float, max_iter: int):
@@ -237,7 +259,7 @@ class _BatchSource:
             empty = True
             for batch in self._loader:
                 empty = False
-                bx, by = self._cast(batch[0]).to(self._device), self._cast(batch[1]).to(self._device)
+                bx, by = (self._cast(t).to(self._device) for t in check_batch(batch))
                 self._check(bx, by, "batch input", "batch label")
                 yield bx, prepare_labels(self.kind, by)
             if empty:

@@ -8,6 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..network import KAN
+from ..validation import check_bool, check_int
 from ._recipe import make_plan, scale_inputs, train, validation_split
 
 __all__ = ["KANEstimator", "DTYPES", "OPTIMIZERS"]
@@ -61,10 +62,12 @@ class KANEstimator(BaseEstimator):
             raise ValueError(f"early_stopping must be 'auto', True or False, got {self.early_stopping!r}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
-        for name in ("n_iter_no_change",) + (() if self.steps == "auto" else ("steps",)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (1 if name != "steps" else 0):
-                raise ValueError(f"{name} must be an integer >= {1 if name != 'steps' else 0}, got {value!r}")
+        check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        check_int("spline_order", self.spline_order, 1)
+        if self.steps != "auto":
+            check_int("steps", self.steps, 1)  # 0 steps would return an untrained model without a word
+        for name in ("standardize", "symbolic", "progress") + (() if self.update_grid == "auto" else ("update_grid",)):
+            check_bool(name, getattr(self, name))
         if not self.lamb >= 0:
             raise ValueError(f"lamb must be >= 0, got {self.lamb!r}")
         return DTYPES[dtype]
@@ -83,7 +86,9 @@ class KANEstimator(BaseEstimator):
             self.x_mean_, self.x_scale_ = scale_inputs(X)
         else:
             self.x_mean_, self.x_scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
-        x = torch.tensor((X - self.x_mean_) / self.x_scale_, dtype=dtype)
+        x = torch.tensor(standardized(X, self.x_mean_, self.x_scale_, "X", dtype), dtype=dtype)
+        if target.dtype.kind == "f":
+            standardized(target, 0.0, 1.0, "y", dtype)
         y = torch.tensor(target, dtype=dtype if target.dtype.kind == "f" else torch.long)
         val, full = None, (x, y)
         if plan.early_stopping:
@@ -120,7 +125,7 @@ class KANEstimator(BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         dtype = next(self.model_.parameters()).dtype
-        x = torch.tensor((X - self.x_mean_) / self.x_scale_, dtype=dtype)
+        x = torch.tensor(np.clip(X / self.x_scale_ - self.x_mean_ / self.x_scale_, -1e30, 1e30), dtype=dtype)
         out = [self.model_(x[i:i + 65536]) for i in range(0, x.shape[0], 65536)]
         return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, self.model_.n_outputs))
 
@@ -160,6 +165,17 @@ class _Lowered:
 
     def __init__(self, est):
         self.__dict__.update({k: (v.lower() if isinstance(v, str) else v) for k, v in est.get_params().items()})
+
+
+def standardized(a: np.ndarray, mean, scale, name: str, dtype: torch.dtype) -> np.ndarray:
+    """``(a - mean) / scale``, without overflow in the difference, checked finite in ``dtype``
+    with room to square (an MSE of such values must stay finite)."""
+    out = a / scale - mean / scale
+    limit = float(np.sqrt(torch.finfo(dtype).max)) / 4
+    if not np.all(np.abs(out) < limit):
+        raise ValueError(f"{name} has values too large to train on in {dtype} after standardisation "
+                         f"(|value| up to {np.nanmax(np.abs(out)):.3g}); use standardize=True or rescale {name}")
+    return out
 
 
 def _num(v):

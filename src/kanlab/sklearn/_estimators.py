@@ -68,7 +68,7 @@ class KANRegressor(RegressorMixin, KANEstimator):
                                                                            np.ones(y2.shape[1]))
         if output_names is not None and len(output_names) != y2.shape[1]:
             output_names = None
-        self._fit_model(X, (y2 - self.y_mean_) / self.y_scale_, y2.shape[1], output_names)
+        self._fit_model(X, y2 / self.y_scale_ - self.y_mean_ / self.y_scale_, y2.shape[1], output_names)
         return self
 
     def predict(self, X):
@@ -149,9 +149,16 @@ class KANClassifier(ClassifierMixin, KANEstimator):
 
 # ---------------------------------------------------------------------- helpers
 def _moments(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations (1 for constant columns). Shape ``(d,)`` each."""
-    mean, scale = a.mean(axis=0), a.std(axis=0)
-    return mean, np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
+    """Column means and standard deviations (1 for constant columns). Shape ``(d,)`` each.
+
+    Computed on columns divided by their largest magnitude, so values up to the float64
+    limit (1e300 and beyond, whose squares overflow) give finite moments.
+    """
+    peak = np.abs(a).max(axis=0) if a.shape[0] else np.ones(a.shape[1:])
+    peak = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
+    unit = a / peak
+    mean, scale = unit.mean(axis=0) * peak, unit.std(axis=0) * peak
+    return mean, np.where((scale > 1e-12 * np.abs(mean)) & (scale > 0), scale, 1.0)
 
 
 def _column_names(y):

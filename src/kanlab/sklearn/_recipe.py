@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..network import KAN
+from ..validation import ArgumentTypeError, check_int
 
 __all__ = ["Plan", "make_plan", "train", "scale_inputs", "penalized_loss", "validation_split",
            "simplest_within_one_se", "EARLY_STOPPING_MIN_SAMPLES", "AUTO_ALPHAS"]
@@ -96,20 +97,20 @@ def _alphas(alpha) -> tuple[float, ...]:
 def _hidden(hidden, n_features: int) -> tuple[int, ...]:
     if isinstance(hidden, str) and hidden == "auto":
         return (min(2 * n_features + 1, MAX_AUTO_HIDDEN),)
-    sizes = (hidden,) if np.isscalar(hidden) else tuple(hidden)
-    if not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in sizes):
-        raise ValueError(f"hidden must be 'auto', an int >= 1 or a sequence of them, got {hidden!r}")
-    return tuple(int(h) for h in sizes)
+    return _int_sequence("hidden", hidden, "'auto', an int >= 1 or a sequence of layer widths")
 
 
 def _grids(grid_size) -> tuple[int, ...]:
     if isinstance(grid_size, str) and grid_size == "auto":
         return (3, 5)
-    sizes = (grid_size,) if np.isscalar(grid_size) else tuple(grid_size)
-    if not sizes or not all(isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g >= 1 for g in sizes):
-        raise ValueError(f"grid_size must be 'auto', an int >= 1 or a sequence of them (a grid schedule), "
-                         f"got {grid_size!r}")
-    return tuple(int(g) for g in sizes)
+    return _int_sequence("grid_size", grid_size, "'auto', an int >= 1 or a sequence of them (a grid schedule)")
+
+
+def _int_sequence(name: str, value, expected: str) -> tuple[int, ...]:
+    sizes = (value,) if np.isscalar(value) and not isinstance(value, (str, bytes)) else value
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or not list(sizes):
+        raise ArgumentTypeError(f"{name} must be {expected}, got {value!r}")
+    return tuple(check_int(name, v, 1) for v in sizes)
 
 
 def _n_validation(n_samples: int, fraction: float) -> int:
@@ -130,11 +131,11 @@ def validation_split(y: np.ndarray, fraction: float, seed: int, stratify: bool) 
 
 def scale_inputs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-column ``(offset, scale)`` that map the training range onto the grids' [-1, 1]
-    (constant columns to 0). Shape ``(d,)`` each."""
+    (constant columns to 0). Shape ``(d,)`` each. Halves are taken before sums and differences,
+    so columns near the float64 limit do not overflow."""
     lo, hi = X.min(axis=0), X.max(axis=0)
-    span = hi - lo
-    span = np.where(span > 1e-12 * np.maximum(1.0, np.abs(lo)), span, 2.0)
-    return (lo + hi) / 2, span / 2
+    center, half = lo / 2 + hi / 2, hi / 2 - lo / 2
+    return center, np.where((half > 1e-12 * np.abs(center)) & (half > 0), half, 1.0)
 
 
 def penalized_loss(model: KAN, kind: str, alpha: float, n_samples: int, label_smoothing: float = 0.0):
