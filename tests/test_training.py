@@ -99,7 +99,7 @@ def test_divergence_keeps_last_good_parameters():
     (lambda d: d.update(train_input=d["train_input"][:, :1]), r"train_input.*\(\.\.\., 2\)"),
     (lambda d: d["train_input"].__setitem__((0, 0), float("nan")), "train_input.*NaN"),
     (lambda d: d["test_label"].__setitem__((1, 0), float("inf")), "test_label.*NaN or inf"),
-    (lambda d: d.update(train_label=d["train_label"][:, 0]), r"train_label.*\(N, 1\)"),
+    (lambda d: d.update(train_label=d["train_label"].repeat(1, 2)), r"train_label.*\(N, 1\)"),
     (lambda d: d.update(train_input=d["train_input"][:0], train_label=d["train_label"][:0]), "empty"),
 ])
 def test_bad_data(change, match):

@@ -9,7 +9,9 @@ kanlab stores in the metadata:
 * ``dtype``: the parameters' dtype,
 * ``sha256``: checksum of the header (canonical JSON, without this entry) and the tensor
   bytes (format version 2; version 1 files checksum the tensor bytes only),
-* ``symbolic``: JSON ``{layer index: {"type": class name, "config": config_dict()}}``.
+* ``symbolic``: JSON ``{layer index: {"type": class name, "config": config_dict()}}``,
+* ``user``: JSON of the ``metadata`` dict given to :func:`save` (e.g. the CLI's task and class
+  labels), read back by :func:`read_metadata`.
 
 Loading parses JSON and raw tensor bytes only (no pickle, no code from the file). The whole
 header is validated against a schema first (:mod:`kanlab.io_schema`: types, ranges, the
@@ -39,7 +41,7 @@ from .io_schema import header_checksum, validate_header
 from .network import KAN
 from .validation import check_device
 
-__all__ = ["save", "load", "model_to_bytes", "model_from_bytes", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_metadata", "model_to_bytes", "model_from_bytes", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
 _MAGIC = "kanlab"
@@ -49,7 +51,7 @@ STALE_TEMP_SECONDS = 3600.0
 _SYMBOLIC_CLASSES = {"SymbolicEdges": ("kanlab.symbolic.edges", "SymbolicEdges")}
 
 
-def save(model: KAN, path) -> bool:
+def save(model: KAN, path, metadata: dict | None = None) -> bool:
     """Write ``model`` to one ``.kan`` file, atomically (a crash never leaves a partial file).
 
     Under ``torch.distributed`` only rank 0 writes (the other ranks return False at once).
@@ -57,6 +59,7 @@ def save(model: KAN, path) -> bool:
     Args:
         model: a :class:`kanlab.KAN` (numeric, pruned, symbolic or with multiplication nodes).
         path: destination file; its directory must exist.
+        metadata: JSON-serialisable facts stored with the model (:func:`read_metadata`).
 
     Returns:
         True when this process wrote the file.
@@ -76,16 +79,21 @@ def save(model: KAN, path) -> bool:
         raise ValueError(f"cannot save to {str(path)!r}: directory {str(path.parent)!r} does not exist")
     if not is_rank_zero():
         return False
-    atomic_write(path, model_to_bytes(model))
+    atomic_write(path, model_to_bytes(model, metadata))
     return True
 
 
-def model_to_bytes(model: KAN) -> bytes:
-    """The ``.kan`` file of ``model`` as bytes (what :func:`save` writes)."""
+def model_to_bytes(model: KAN, metadata: dict | None = None) -> bytes:
+    """The ``.kan`` file of ``model`` (with ``metadata``, see :func:`save`) as bytes."""
     from safetensors.torch import save as st_save
 
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     meta = _metadata(model)
+    if metadata is not None:
+        try:
+            meta["user"] = json.dumps(metadata)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"metadata must be JSON-serialisable: {err}") from None
     draft = st_save(tensors, metadata=meta)
     meta["sha256"] = header_checksum(_header(draft), _data_section(draft))
     return st_save(tensors, metadata=meta)
@@ -130,6 +138,27 @@ def model_from_bytes(blob: bytes, where: str = "<bytes>", device=None) -> KAN:
         model.symbolic[key] = _build_symbolic(entry, where, spec.dtype)
     model.load_state_dict(tensors, strict=True)  # names, shapes and dtypes were checked above
     return model.to(device) if device is not None else model
+
+
+def read_metadata(path) -> dict:
+    """The ``metadata`` dict saved with the model in ``path`` (``{}`` when none was given);
+    only the header is read."""
+    path = Path(path)
+    where = f"cannot load {str(path)!r}"
+    if not path.is_file():
+        raise ValueError(f"{where}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = _header_length(head) if len(head) == 8 else 0
+        blob = head + f.read(min(n, _MAX_HEADER))
+    meta = _read_header(blob, where).get("__metadata__")
+    if not isinstance(meta, dict) or meta.get("format") != _MAGIC:
+        raise ValueError(f"{where}: not a kanlab model file")
+    try:
+        user = json.loads(meta.get("user", "{}"))
+    except (TypeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{where}: bad metadata ({err})") from None
+    return user if isinstance(user, dict) else {}
 
 
 # ---------------------------------------------------------------------- helpers

@@ -13,9 +13,10 @@ from torch import Tensor, nn
 
 from . import kernels
 from .activations import base_function
+from .compat import require_data, translate
 from .layer import KANLayer, estimate_layer_bytes
-from .validation import (check_dtype, check_finite, check_float, check_grid_range, check_input, check_int,
-                         check_device, check_memory, check_names, check_seed)
+from .validation import (as_model_input, check_dtype, check_finite, check_float, check_grid_range, check_input,
+                         check_int, check_device, check_memory, check_names, check_seed)
 
 __all__ = ["KAN", "KANConfig", "LayerActivations", "normalize_width"]
 
@@ -246,12 +247,18 @@ class KAN(nn.Module):
 
     # ------------------------------------------------------------------ compute
     def forward(self, x: Tensor) -> Tensor:
-        check_input(x, self.n_inputs, "x")
+        x = self.as_input(x)
         lead = x.shape[:-1]
         h = x.reshape(-1, self.n_inputs)  # (N, n0)
         for l in range(self.depth):
             h = self.layer_step(l, h)
         return h.reshape(*lead, self.n_outputs)
+
+    def as_input(self, x, name: str = "x") -> Tensor:
+        """``x`` as this model's input: arrays are converted to the parameters' dtype and device,
+        a tensor of another dtype or device is a TypeError naming both
+        (:func:`kanlab.validation.as_model_input`). Shape: ``(..., width[0])``."""
+        return as_model_input(x, self.n_inputs, self.layers[0].coef, name)
 
     def layer_step(self, l: int, h: Tensor) -> Tensor:
         """Node values after layer ``l``: numeric + symbolic edges summed, mult nodes applied.
@@ -278,7 +285,7 @@ class KAN(nn.Module):
         Shape: ``x`` ``(N, width[0])`` -> ``(N, n_out)`` and a list with one
         :class:`LayerActivations` per layer (edges computed on request).
         """
-        check_input(x, self.n_inputs, "x")
+        x = self.as_input(x)
         h = x.reshape(-1, self.n_inputs)
         acts = []
         for l in range(self.depth):
@@ -407,10 +414,11 @@ class KAN(nn.Module):
 
     # ------------------------------------------------------------------ training
     def fit(self, data, **kwargs):
-        """Train in place; see :func:`kanlab.training.fit` for the arguments. Returns a History."""
+        """Train in place; see :func:`kanlab.training.fit` for the arguments (pykan's ``opt=``,
+        ``loss_fn=``, ``batch=`` are accepted, see :mod:`kanlab.compat`). Returns a History."""
         from .training import fit
 
-        return fit(self, data, **kwargs)
+        return fit(self, data, **translate("fit", kwargs))
 
     # ------------------------------------------------------------------ interpretability
     # Thin delegations: the work lives in kanlab.pruning / plotting / symbolic / io.
@@ -426,11 +434,14 @@ class KAN(nn.Module):
 
         return feature_scores(self, x)
 
-    def prune(self, x: Tensor, node_threshold: float = 1e-2, edge_threshold: float = 3e-2) -> "KAN":
-        """A new, physically smaller KAN without unimportant nodes and edges."""
+    def prune(self, x: Tensor | None = None, node_threshold: float = 1e-2, edge_threshold: float = 3e-2,
+              **pykan_kwargs) -> "KAN":
+        """A new, physically smaller KAN without unimportant nodes and edges, scored on ``x``."""
         from .pruning import prune
 
-        return prune(self, x, node_threshold=node_threshold, edge_threshold=edge_threshold)
+        kw = dict(dict(node_threshold=node_threshold, edge_threshold=edge_threshold),
+                  **translate("prune", pykan_kwargs))
+        return prune(self, require_data(x, "prune"), **kw)
 
     def prune_inputs(self, x: Tensor, threshold: float = 1e-2) -> "KAN":
         """A new KAN without the inputs scoring below ``threshold`` (input names are kept)."""
@@ -463,37 +474,39 @@ class KAN(nn.Module):
         return plot_edge(self, l, i, j, x, **kwargs)
 
     # ------------------------------------------------------------------ symbolic
-    def suggest_symbolic(self, l: int, i: int, j: int, x: Tensor, **kwargs):
+    def suggest_symbolic(self, l: int, i: int, j: int, x: Tensor | None = None, **kwargs):
         from .symbolic import suggest_symbolic
 
-        return suggest_symbolic(self, l, i, j, x, **kwargs)
+        return suggest_symbolic(self, l, i, j, require_data(x, "suggest_symbolic"),
+                                **translate("suggest_symbolic", kwargs))
 
     def fix_symbolic(self, l: int, i: int, j: int, name: str, x: Tensor | None = None, **kwargs):
         from .symbolic import fix_symbolic
 
-        return fix_symbolic(self, l, i, j, name, x, **kwargs)
+        return fix_symbolic(self, l, i, j, name, x, **translate("fix_symbolic", kwargs))
 
     def unfix_symbolic(self, l: int, i: int, j: int) -> None:
         from .symbolic import unfix_symbolic
 
         return unfix_symbolic(self, l, i, j)
 
-    def auto_symbolic(self, x: Tensor, **kwargs):
+    def auto_symbolic(self, x: Tensor | None = None, **kwargs):
         from .symbolic import auto_symbolic
 
-        return auto_symbolic(self, x, **kwargs)
+        return auto_symbolic(self, require_data(x, "auto_symbolic"), **translate("auto_symbolic", kwargs))
 
     def symbolic_formula(self, var_names=None, **kwargs):
         from .symbolic import symbolic_formula
 
-        return symbolic_formula(self, var_names=var_names, **kwargs)
+        named = {} if var_names is None else {"var_names": var_names}
+        return symbolic_formula(self, **translate("symbolic_formula", dict(kwargs, **named)))
 
     # ------------------------------------------------------------------ files
-    def save(self, path) -> None:
+    def save(self, path, metadata: dict | None = None) -> None:
         """Write one ``.kan`` file atomically; see :func:`kanlab.io.save`."""
         from .io import save
 
-        save(self, path)
+        save(self, path, metadata)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import Checkpointer
-from .datasets.core import Dataset, as_dataset
+from .datasets.core import Dataset, as_dataset, is_array_tuple
 from .distributed import data_parallel
 from .fit_checks import check_batch, check_fit_args, check_loss_value, grid_samples
 from .optim import LBFGS
@@ -73,10 +73,13 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
     """Train ``model`` in place.
 
     Args:
-        data: a :class:`~kanlab.Dataset`, a pykan-style dict, or any iterable of
+        data: a :class:`~kanlab.Dataset`, a pykan-style dict, a tuple ``(x, y)`` or
+            ``(x, y, x_test, y_test)`` (tensors or numpy arrays), or any iterable of
             ``(input, label)`` batches (e.g. a ``torch.utils.data.DataLoader``; cycled).
+            Floating inputs and labels of another dtype are cast to the model's.
         steps: optimizer steps (an LBFGS step runs up to ``max_iter`` iterations).
-        optimizer: ``"lbfgs"`` (strong Wolfe line search, history 10), ``"adam"`` or ``"adamw"``.
+        optimizer: ``"lbfgs"`` (strong Wolfe line search, history 10), ``"adam"`` or ``"adamw"``
+            (any case).
         lr: learning rate (default 1.0 for LBFGS, 1e-3 for Adam/AdamW).
         batch_size: mini-batch size for a Dataset (None = full batch).
         loss: ``"mse"``, ``"cross_entropy"`` or ``callable(pred, label) -> scalar``.
@@ -120,6 +123,7 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
         :class:`History`. Raises :class:`TrainingDiverged` on a non-finite loss, after
         restoring the parameters of the last good step.
     """
+    optimizer = optimizer.lower() if isinstance(optimizer, str) else optimizer  # "LBFGS" as pykan spells it
     callbacks = check_fit_args(**{k: v for k, v in locals().items() if k in _CHECKED}, optimizers=OPTIMIZERS)
     if warm_start not in (True, False, "auto"):
         raise ValueError(f"warm_start must be True, False or 'auto', got {warm_start!r}")
@@ -313,9 +317,10 @@ class _BatchSource:
     def __init__(self, model, data, kind: str, batch_size, seed: int, test_data):
         self.model, self.kind = model, kind
         self.gen = torch.Generator().manual_seed(seed)
-        device = next(model.parameters()).device
-        if isinstance(data, (Dataset, Mapping)):
-            ds = as_dataset(data).to(device)
+        param = next(model.parameters())
+        device, self._dtype = param.device, param.dtype
+        if isinstance(data, (Dataset, Mapping)) or is_array_tuple(data):
+            ds = as_dataset(data, dtype=param.dtype, device=device)
             self._check(ds.train_input, ds.train_label, "data['train_input']", "data['train_label']")
             self._check(ds.test_input, ds.test_label, "data['test_input']", "data['test_label']")
             self.train = (ds.train_input, prepare_labels(kind, ds.train_label))
@@ -328,6 +333,7 @@ class _BatchSource:
             self.test = None
             if test_data is not None:
                 tx, ty = (test_data.test_input, test_data.test_label) if isinstance(test_data, Dataset) else test_data
+                tx, ty = self._cast(tx), self._cast(ty)
                 self._check(tx, ty, "test_data input", "test_data label")
                 self.test = (tx.to(device), prepare_labels(kind, ty.to(device)))
             self._loader, self._device = data, device
@@ -350,6 +356,11 @@ class _BatchSource:
             raise ValueError(f"{y_name} has {y.shape[0]} samples but {x_name} has {x.shape[0]}")
         check_labels(self.kind, y, self.model.n_outputs, y_name)
 
+    def _cast(self, t):
+        """Arrays to tensors; floating tensors to the model's dtype."""
+        t = t if isinstance(t, Tensor) else torch.as_tensor(t)
+        return t.to(self._dtype) if t.is_floating_point() and t.dtype != self._dtype else t
+
     def _tensor_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         x, y = self.train
         while True:
@@ -366,7 +377,7 @@ class _BatchSource:
             empty = True
             for batch in self._loader:
                 empty = False
-                bx, by = (t.to(self._device) for t in check_batch(batch))
+                bx, by = (self._cast(t).to(self._device) for t in check_batch(batch))
                 self._check(bx, by, "batch input", "batch label")
                 yield bx, prepare_labels(self.kind, by)
             if empty:

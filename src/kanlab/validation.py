@@ -13,7 +13,7 @@ import os
 import torch
 from torch import Tensor
 
-__all__ = ["ArgumentTypeError", "check_input", "check_finite", "as_float_tensor", "check_int", "check_index",
+__all__ = ["ArgumentTypeError", "check_input", "check_finite", "as_float_tensor", "as_model_input", "check_int", "check_index",
            "check_float", "check_seed", "check_dtype", "check_names", "check_grid_range", "check_memory",
            "check_device", "check_bool", "FLOAT_DTYPES", "SEED_MAX"]
 
@@ -47,6 +47,9 @@ def check_finite(x: Tensor, name: str) -> None:
 
 def as_float_tensor(x, name: str, dtype=None, device=None) -> Tensor:
     """Convert array-likes to a floating tensor, with a clear error if that is impossible."""
+    flags = getattr(x, "flags", None)
+    if flags is not None and not getattr(flags, "writeable", True):  # torch warns on read-only numpy arrays
+        x = x.copy()
     try:
         t = torch.as_tensor(x, device=device)
     except (TypeError, ValueError, RuntimeError) as err:
@@ -56,6 +59,25 @@ def as_float_tensor(x, name: str, dtype=None, device=None) -> Tensor:
     if dtype is not None:
         t = t.to(dtype)
     return t
+
+
+def as_model_input(x, n_features: int, like: Tensor, name: str = "x") -> Tensor:
+    """``x`` checked as the input of a model whose parameters look like ``like``.
+
+    Arrays (numpy, nested lists) are converted to ``like``'s dtype and device; a tensor must
+    already have them (a TypeError names both dtypes or devices), be floating and end in
+    ``n_features``. Costs a few attribute reads for a tensor: it runs on every forward.
+    """
+    if not isinstance(x, Tensor) and (hasattr(x, "__array__") or isinstance(x, (list, tuple))):
+        x = as_float_tensor(x, name, dtype=like.dtype, device=like.device)
+    check_input(x, n_features, name)
+    if x.dtype != like.dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters have dtype {like.dtype}; "
+                        f"convert one of them ({name}.to({like.dtype}) or model.to({x.dtype}))")
+    if x.device != like.device:
+        raise TypeError(f"{name} is on device {x.device} but the model's parameters are on {like.device}; "
+                        f"move one of them ({name}.to('{like.device}') or model.to('{x.device}'))")
+    return x
 
 
 def check_int(name: str, value, min: int | None = None, max: int | None = None) -> int:
