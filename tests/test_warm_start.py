@@ -77,17 +77,14 @@ def test_warm_start_escapes_the_folded_minimum():
     assert stalled.fit(data, steps=40, progress=False, warm_start=False).test_rmse[-1] > 0.3
 
 
-def test_seeds_agree_on_the_first_grids():
-    """The seed sweep, small: seeds 0-4 of the plain calls end within 3x of the best seed."""
-    data = paper_data(300)
-    ends = {3: [], 5: []}
-    for seed in range(5):
-        model = KAN([2, 1, 1], grid_size=3, seed=seed, dtype=torch.float64)
-        ends[3].append(model.fit(data, steps=40, progress=False).test_rmse[-1])
-        model = model.refine(5)
-        ends[5].append(model.fit(data, steps=40, progress=False).test_rmse[-1])
-    for grid, rmse in ends.items():
-        assert max(rmse) < 3 * min(rmse), (grid, rmse)
+def test_seeds_agree_on_the_first_grid():
+    """The seed sweep, small: seeds 0-4 of the plain calls end the first grid within 3x of the
+    best seed (seeds 0, 1 and 4 stalled near RMSE 0.4 before fit probed a warm start); the full
+    sweep is ``benchmarks/seed_sweep.py``."""
+    data = paper_data(200)
+    ends = [KAN([2, 1, 1], grid_size=3, seed=seed, dtype=torch.float64).fit(data, steps=30, progress=False)
+            .test_rmse[-1] for seed in range(5)]
+    assert max(ends) < 3 * min(ends), ends
 
 
 def test_interrupted_probe_leaves_the_fresh_model(monkeypatch):
