@@ -129,14 +129,14 @@ def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | Non
         raise ValueError(f"warm_start must be True, False or 'auto', got {warm_start!r}")
     ckpt = Checkpointer(checkpoint, checkpoint_every, resume, _settings(locals()))
     kind, loss_fn = resolve_loss(loss)
-    fresh = resume is None and model.is_fresh()
+    fresh = resume is None and getattr(model, "is_fresh", lambda: False)()  # a KAN never trained
     first = ckpt.restore_model(model)
     source = _BatchSource(model, data, kind, batch_size, seed, test_data)
     ddp = data_parallel()  # None unless running under torch.distributed with > 1 rank
     if ddp is not None:
         ddp.prepare(model, source)
     if stop_grid_update_step is None:
-        stop_grid_update_step = min(50, steps // 2)
+        stop_grid_update_step = min(50, max(1, steps // 2))
     run = _Run(model, source, ddp, kind, loss_fn, optimizer, lr, weight_decay, max_iter, lamb,
                (lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff), update_grid, grid_update_num,
                (start_grid_update_step, stop_grid_update_step), eval_every)

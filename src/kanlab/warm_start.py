@@ -33,12 +33,12 @@ PROBE_STEPS = 20
 def probe_steps(model, mode, steps: int, comparable: bool) -> int:
     """How many steps the start of a fit is probed for (0: no warm start).
 
-    ``mode`` True: a warm start (on any model with a hidden layer); ``"auto"``: on a model
+    ``mode`` True: a warm start (on any KAN with a hidden layer; other modules never); ``"auto"``: on a model
     that has never been trained (:meth:`KAN.is_fresh`), when two starts can be compared
     (``comparable``: full-batch data, one process). The warm probe spends half of its steps
     with the linear read-out.
     """
-    if mode is False or model.depth < 2 or str(model.depth - 1) in model.symbolic:
+    if mode is False or not hasattr(model, "symbolic") or model.depth < 2 or str(model.depth - 1) in model.symbolic:
         return 0
     if mode == "auto" and not (comparable and model.is_fresh()):
         return 0
