@@ -67,7 +67,7 @@ def edge_moments(edge_fn, h: Tensor, n_edges: int, chunk_elements: int | None = 
 
 def _features(layer, h: Tensor) -> Tensor:
     """``[b(h_i), B_0(h_i), ..., B_{nb-1}(h_i)]`` per input. Shape: ``(N, n_in)`` -> ``(N, n_in, nb + 1)``."""
-    basis = splines.bspline_basis(h, layer.grid, layer.spline_order)  # (N, n_in, nb)
+    basis = splines.bspline_basis(h, layer.grid.to(h.dtype), layer.spline_order)  # (N, n_in, nb)
     base = base_function(layer.base_activation)(h).unsqueeze(-1)  # (N, n_in, 1)
     return torch.cat([base, basis], dim=-1)
 
@@ -103,6 +103,12 @@ def feature_covariance(layer, h: Tensor, chunk_elements: int | None = None) -> T
 def numeric_edge_std(layer, h: Tensor, weight: Tensor) -> Tensor:
     """Smoothed standard deviation over the samples of each numeric edge of ``layer``.
 
+    The variance is the quadratic form ``w^T Cov w``, a difference of large terms when an
+    edge is nearly constant; below float64 it is computed in float64 (features, covariance
+    and form), because float32 round-off there (~1e-8 of var, 1e-4 of std) made the
+    penalised loss too noisy for L-BFGS's line search, which then stalled
+    (``fit(lamb=1e-3)`` left pruneable nodes alive in float32 that float64 removed).
+
     Args:
         layer: a :class:`kanlab.KANLayer`.
         h: its inputs ``(N, n_in)``.
@@ -110,8 +116,11 @@ def numeric_edge_std(layer, h: Tensor, weight: Tensor) -> Tensor:
             (``[w_b | w_s * c]``, masks applied), differentiable.
 
     Returns:
-        ``(n_out, n_in)``: ``sqrt(var + eps**2)`` (see :func:`smooth_std`).
+        ``(n_out, n_in)`` in ``weight``'s dtype: ``sqrt(var + eps**2)`` (see
+        :func:`smooth_std`, float64's eps below float64).
     """
-    cov = feature_covariance(layer, h)  # (n_in, nb+1, nb+1)
-    var = torch.einsum("oia,iab,oib->oi", weight, cov.to(weight.dtype), weight)
-    return smooth_std(var)
+    work = torch.promote_types(weight.dtype, torch.float64)
+    cov = feature_covariance(layer, h.to(work))  # (n_in, nb+1, nb+1)
+    w = weight.to(work)
+    var = torch.einsum("oia,iab,oib->oi", w, cov, w)
+    return smooth_std(var).to(weight.dtype)
