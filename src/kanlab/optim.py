@@ -78,9 +78,7 @@ class LBFGS(torch.optim.Optimizer):
             else:
                 y, s = flat_grad - prev_grad, d * t
                 ys = float(y @ s)
-                # a pair is kept only when its curvature stands above the round-off of y . s
-                # (float32 gradients make y . s noise of ~eps |y| |s|: rho = 1/ys then explodes)
-                if ys > max(g["tolerance_ys"], torch.finfo(y.dtype).eps * float(y.norm() * s.norm())):
+                if ys > g["tolerance_ys"]:
                     if len(s_hist) == history:
                         s_hist.pop(0), y_hist.pop(0), rho.pop(0)
                     s_hist.append(s), y_hist.append(y), rho.append(1.0 / ys)
@@ -89,10 +87,6 @@ class LBFGS(torch.optim.Optimizer):
             prev_grad, prev_loss = flat_grad.clone(), loss
             t = min(1.0, 1.0 / float(flat_grad.abs().sum())) * lr if state["n_iter"] == 1 else lr
             gtd = float(flat_grad @ d)
-            if gtd > -g["tolerance_change"] and s_hist:  # the history points uphill: forget it
-                s_hist.clear(), y_hist.clear(), rho.clear()
-                d, h_diag = -flat_grad, 1.0
-                gtd = float(flat_grad @ d)
             if gtd > -g["tolerance_change"]:
                 break
             x0 = [p.detach().clone() for p in self._params]
