@@ -141,7 +141,7 @@ def test_fit_prune_drops_an_unused_column(tmp_path):
     pd.DataFrame({"x": x, "y": y, "unused": noise, "f": np.sin(np.pi * x) + y ** 2}).to_csv(
         tmp_path / "data.csv", index=False)
     code = main(["fit", str(tmp_path / "data.csv"), "--target", "f", "--width", "4", "--grid", "3,5",
-                 "--steps", "20", "--prune", "--out", str(tmp_path / "run"), "--quiet"])
+                 "--steps", "40", "--prune", "--out", str(tmp_path / "run"), "--quiet"])
     assert code == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["pruned"] and metrics["grid_size"] == 5

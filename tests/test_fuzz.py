@@ -265,7 +265,8 @@ def test_cli_divergence_is_a_one_line_error(monkeypatch):
     def diverge(*args, **kwargs):
         raise TrainingDiverged("training diverged at step 0: the loss became nan")
 
-    monkeypatch.setattr("kanlab.cli_commands._train", diverge)
+    monkeypatch.setattr("kanlab.cli_fit._train", diverge)
     rows = [(i / 10, (i % 3) / 3, float(i)) for i in range(12)]
     rc, text = _cli(rows, None, [], [])
-    assert rc == 2 and text == "kanlab: error: training diverged at step 0: the loss became nan"
+    assert rc == 2 and "\n" not in text.strip()
+    assert text.startswith("kanlab: error: training diverged at step 0: the loss became nan (")  # + a hint

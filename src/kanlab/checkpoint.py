@@ -72,6 +72,10 @@ class Checkpointer:
         self._state = state
         return int(state["step"])
 
+    def history_value(self, key: str, default):
+        """A field of the checkpoint's History (``default`` without ``resume``)."""
+        return default if self._state is None else self._state["history"].get(key, default)
+
     def restore_run(self, optimizer, history, source) -> torch.Tensor | None:
         """Load the optimizer state and the History, and replay the batches the completed steps
         drew; returns the last replayed batch input with at least 2 rows (for grid updates)."""

@@ -38,7 +38,8 @@ def check_fit_args(*, steps, optimizer, optimizers, lr, batch_size, eval_every, 
     check_bool("update_grid", update_grid)
     check_int("grid_update_num", grid_update_num, 1)
     check_int("start_grid_update_step", start_grid_update_step)
-    check_int("stop_grid_update_step", stop_grid_update_step)
+    if stop_grid_update_step is not None:
+        check_int("stop_grid_update_step", stop_grid_update_step)
     check_bool("progress", progress)
     check_seed(seed)
     check_int("max_iter", max_iter, 1)

@@ -19,14 +19,16 @@ def estimate_layer_bytes(n_in: int, n_out: int, grid_size: int, spline_order: in
     """Memory of one layer: ``(parameter and buffer bytes, peak bytes of a spline fit)``.
 
     The fit is the float64 least squares that initialisation (``grid_size + 1`` points), grid
-    updates and refinement (``n_samples`` points plus fill points) run: basis, augmented
-    system, its Q factor and right-hand side, and the old splines at the points.
+    updates and refinement (fill points of the old and new grids, about ``4 (k + 1) G``) run:
+    basis, augmented system, its Q factor and right-hand side, and the old splines at the
+    points; with ``n_samples`` the samples' sort (values and indices) is added.
     """
     nb = grid_size + spline_order
     params = itemsize * (n_out * n_in * (nb + 3) + n_in * (nb + spline_order + 1))
-    points = grid_size + 1 if n_samples is None else n_samples + 4 * (spline_order + 1) * grid_size + 2
+    points = grid_size + 1 if n_samples is None else 4 * (spline_order + 1) * grid_size + 2
     rows = points + nb
     fit = 8 * n_in * rows * (4 * nb + n_out) + itemsize * points * n_out * n_in
+    fit += (itemsize + 8) * n_in * (n_samples or 0)
     return params, fit
 
 
@@ -167,7 +169,7 @@ class KANLayer(nn.Module):
         """
         x = self._check_samples(x, self.grid_size)
         new_grid = self._checked_grid(splines.adaptive_grid(x, self.grid_size, self.spline_order, self.grid_eps))
-        coef = self._checked_coef(splines.curve_to_coef(*self._samples(new_grid, x), new_grid, self.spline_order))
+        coef = self._checked_coef(splines.curve_to_coef(*self._samples(new_grid), new_grid, self.spline_order))
         self.coef.copy_(coef)  # nothing was changed until here: a rejected update leaves the layer as it was
         self.grid.copy_(new_grid)
         self._uniform = splines.grid_is_uniform(new_grid)
@@ -227,18 +229,21 @@ class KANLayer(nn.Module):
         else:
             new_grid = self._checked_grid(splines.adaptive_grid(x, grid_size, self.spline_order, self.grid_eps))
         new.grid.copy_(new_grid)
-        new.coef.copy_(self._checked_coef(splines.curve_to_coef(*self._samples(new_grid, x), new_grid,
+        new.coef.copy_(self._checked_coef(splines.curve_to_coef(*self._samples(new_grid), new_grid,
                                                                 self.spline_order)))
         new._uniform = splines.grid_is_uniform(new_grid)
         return new
 
-    def _samples(self, new_grid: Tensor, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Points filling every interval of the new grid (plus ``x``), clamped to its range,
-        and the old splines there. Shape: ``(M, n_in)`` and ``(M, n_out, n_in)``."""
+    def _samples(self, new_grid: Tensor) -> tuple[Tensor, Tensor]:
+        """Points filling every interval of the new and the old grid, clamped to the new
+        grid's range, and the old splines there. The new grid follows the data (quantiles
+        and range), so its points weight the fit like the data does, and their number
+        depends on the grid sizes only, never on the number of samples.
+
+        Shape: ``(M, n_in)`` and ``(M, n_out, n_in)`` with ``M = 2 (k + 1) (G_new + G_old) + 2``.
+        """
         k = self.spline_order
-        pts = [splines.fill_points(new_grid, k, 2 * (k + 1)), splines.fill_points(self.grid, k, 2 * (k + 1))]
-        if x is not None:
-            pts.append(x)
-        pts = torch.cat(pts, dim=0)
+        pts = torch.cat([splines.fill_points(new_grid, k, 2 * (k + 1)),
+                         splines.fill_points(self.grid, k, 2 * (k + 1))], dim=0)
         pts = torch.minimum(torch.maximum(pts, new_grid[:, k]), new_grid[:, -k - 1])
         return pts, self.spline(pts)

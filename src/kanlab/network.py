@@ -6,11 +6,12 @@ import copy
 import dataclasses
 import numbers
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from . import kernels
 from .activations import base_function
 from .compat import require_data, translate
 from .layer import KANLayer, estimate_layer_bytes
@@ -93,13 +94,42 @@ class KANConfig:
         return shapes
 
 
-class LayerActivations(NamedTuple):
-    """What flows through one layer: ``inputs`` ``(N, n_in)``, ``edges`` ``(N, n_out, n_in)``
-    (each edge's phi, symbolic part included) and ``outputs`` ``(N, n_out)`` = edges summed."""
+class LayerActivations:
+    """What flows through one layer on a batch: ``inputs`` ``(N, n_in)``, ``outputs``
+    ``(N, n_out)`` (the edges summed) and, computed when first read, ``edges``
+    ``(N, n_out, n_in)`` (each edge's phi, symbolic part included).
 
-    inputs: Tensor
-    edges: Tensor
-    outputs: Tensor
+    ``edges`` costs ``N * n_out * n_in`` values (12 GB in float32 for 60,000 samples through
+    784 x 64 edges), so it is only built on request; :meth:`edge` gives one edge and
+    :meth:`edge_moments` every edge's mean and standard deviation, both in memory bounded
+    by the data. Edges are computed from the layer as it was when the activations were
+    taken (its parameters are snapshotted, differentiably), whatever happens to the model
+    afterwards. Unpacks as ``inputs, edges, outputs``.
+    """
+
+    def __init__(self, inputs: Tensor, outputs: Tensor, edge_fn):
+        self.inputs, self.outputs, self._edge_fn = inputs, outputs, edge_fn
+        self._edges = None
+
+    @property
+    def edges(self) -> Tensor:
+        if self._edges is None:
+            self._edges = self._edge_fn(self.inputs)
+        return self._edges
+
+    def edge(self, j: int, i: int) -> Tensor:
+        """Values ``(N,)`` of the edge from input ``i`` to output ``j``."""
+        return self._edge_fn(self.inputs, (j, i))
+
+    def edge_moments(self) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation over the batch of every edge, each ``(n_out, n_in)``."""
+        from .edge_stats import edge_moments
+
+        n_edges = self.outputs.shape[1] * self.inputs.shape[1]
+        return edge_moments(self._edge_fn, self.inputs, n_edges)
+
+    def __iter__(self):
+        return iter((self.inputs, self.edges, self.outputs))
 
 
 def normalize_width(width) -> tuple[tuple[int, int], ...]:
@@ -174,6 +204,7 @@ class KAN(nn.Module):
         # Symbolic edges per layer (filled by kanlab.symbolic), keyed by the layer index.
         # Each module maps (N, n_in) -> (N, n_out) and has edges(x) -> (N, n_out, n_in).
         self.symbolic = nn.ModuleDict()
+        self._init_signature = self._signature()
 
     # ------------------------------------------------------------------ description
     @property
@@ -197,6 +228,19 @@ class KAN(nn.Module):
     def n_params(self) -> int:
         """Number of trainable scalars."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def is_fresh(self) -> bool:
+        """True while the parameters are still those of the initialisation (never trained,
+        loaded or copied into); :func:`kanlab.fit` warm-starts such a model."""
+        return len(self.symbolic) == 0 and self._signature() == getattr(self, "_init_signature", None)
+
+    def _signature(self) -> tuple[float, ...]:
+        """Sums and sums of squares of every parameter: changes whenever a parameter does."""
+        if any(p.is_meta for p in self.parameters()):
+            return ()  # a skeleton to load weights into: never fresh
+        with torch.no_grad():
+            return tuple(v for p in self.parameters()
+                         for v in (float(p.double().sum()), float(p.double().square().sum())))
 
     def extra_repr(self) -> str:
         return f"width={self.width}, grid_size={self.config.grid_size}, spline_order={self.config.spline_order}"
@@ -236,32 +280,78 @@ class KAN(nn.Module):
         return torch.cat([y[:, :n_sum], prods], dim=1)
 
     def forward_with_activations(self, x: Tensor) -> tuple[Tensor, list[LayerActivations]]:
-        """Output and every layer's activations from one pass (per-edge values materialised).
+        """Output and every layer's activations from one pass.
 
         Shape: ``x`` ``(N, width[0])`` -> ``(N, n_out)`` and a list with one
-        :class:`LayerActivations` per layer.
+        :class:`LayerActivations` per layer (edges computed on request).
         """
         x = self.as_input(x)
         h = x.reshape(-1, self.n_inputs)
         acts = []
-        for l, layer in enumerate(self.layers):
-            edges = self.layer_edges(l, h)  # (N, n_out, n_in)
-            y = edges.sum(dim=-1)
-            acts.append(LayerActivations(h, edges, y))
+        for l in range(self.depth):
+            y = self.layers[l](h)  # (N, n_out)
+            if str(l) in self.symbolic:
+                y = y + self.symbolic[str(l)](h)
+            acts.append(LayerActivations(h, y, self._edge_function(l)))
             h = self.combine_nodes(l, y)
         return h, acts
 
+    def forward_with_inputs(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Output and the inputs of every layer from one pass (what the regulariser needs).
+
+        Shape: ``x`` ``(N, width[0])`` -> ``(N, n_out)`` and ``[(N, width[l]) for each layer]``.
+        """
+        check_input(x, self.n_inputs, "x")
+        h, inputs = x.reshape(-1, self.n_inputs), []
+        for l in range(self.depth):
+            inputs.append(h)
+            h = self.layer_step(l, h)
+        return h, inputs
+
     def activations(self, x: Tensor) -> list[LayerActivations]:
-        """Per layer: its inputs, every edge's value and the summed outputs, computed from ``x``
-        (nothing is cached from earlier calls)."""
+        """Per layer: its inputs, the summed outputs and (on request) every edge's value,
+        computed from ``x`` (nothing is cached from earlier calls)."""
         return self.forward_with_activations(x)[1]
 
     def layer_edges(self, l: int, h: Tensor) -> Tensor:
-        """Values of layer ``l``'s edges (numeric + symbolic) at its inputs ``h`` ``(N, n_in)``."""
+        """Values of layer ``l``'s edges (numeric + symbolic) at its inputs ``h`` ``(N, n_in)``.
+
+        Shape: ``(N, n_in)`` -> ``(N, n_out, n_in)``.
+        """
         edges = self.layers[l].edges(h)
         if str(l) in self.symbolic:
             edges = edges + self.symbolic[str(l)].edges(h)
         return edges
+
+    def edge_values(self, l: int, h: Tensor, j: int, i: int) -> Tensor:
+        """Values ``(N,)`` of one edge of layer ``l`` (input ``i`` -> output ``j``) at ``h`` ``(N, n_in)``."""
+        return self._edge_function(l, snapshot=False)(h, (j, i))
+
+    def _edge_function(self, l: int, snapshot: bool = True):
+        """``fn(h, edge=None)``: layer ``l``'s edges ``(n, n_out, n_in)``, or one edge ``(n,)``
+        when ``edge = (j, i)``, from a snapshot of the layer's tensors (clones keep gradients)."""
+        layer = self.layers[l]
+        names = ("grid", "coef", "scale_base", "scale_spline", "mask")
+        t = {k: (getattr(layer, k).clone() if snapshot else getattr(layer, k)) for k in names}
+        sym = self.symbolic[str(l)] if str(l) in self.symbolic else None
+        if sym is not None and snapshot:
+            sym = copy.deepcopy(sym)
+        k, base = layer.spline_order, layer.base_activation
+
+        def fn(h: Tensor, edge: tuple[int, int] | None = None) -> Tensor:
+            if edge is None:
+                out = kernels.kan_edges_reference(h, t["grid"], t["coef"], t["scale_base"] * t["mask"],
+                                                  t["scale_spline"] * t["mask"], k, base)
+                return out + sym.edges(h) if sym is not None else out
+            j, i = edge
+            hi = h[:, i:i + 1]  # (n, 1)
+            one = kernels.kan_edges_reference(hi, t["grid"][i:i + 1], t["coef"][j:j + 1, i:i + 1],
+                                              (t["scale_base"] * t["mask"])[j:j + 1, i:i + 1],
+                                              (t["scale_spline"] * t["mask"])[j:j + 1, i:i + 1], k, base)
+            one = one[:, 0, 0]
+            return one + sym.edges(h)[:, j, i] if sym is not None else one
+
+        return fn
 
     # ------------------------------------------------------------------ grids
     @torch.no_grad()

@@ -204,7 +204,7 @@ def plot_edge(model, l: int, i: int, j: int, x: Tensor, *, n_points: int = 200, 
     color = SYMBOLIC_COLOR if symbolic else NUMERIC_COLOR
     fig = Figure(figsize=(4.5, 3.5))
     ax = fig.add_subplot()
-    ax.scatter(acts.inputs[:, i].cpu(), acts.edges[:, j, i].cpu(), s=4, alpha=0.3, color="tab:blue",
+    ax.scatter(acts.inputs[:, i].cpu(), acts.edge(j, i).cpu(), s=4, alpha=0.3, color="tab:blue",
                label="data")
     ax.plot(t[:, i].cpu().tolist(), phi[:, j, i].cpu().tolist(), color=color, lw=2, gid=f"edge:{l}:{i}:{j}",
             label="symbolic" if symbolic else "spline")

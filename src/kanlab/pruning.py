@@ -104,8 +104,9 @@ def attribute(model, x: Tensor) -> Attribution:
     """
     x = _check_data(model, x)
     _, acts = model.forward_with_activations(x)
-    mags = [a.edges.std(dim=0) for a in acts]  # (n_out, n_in) per layer
-    means = [a.edges.mean(dim=0) for a in acts]
+    moments = [a.edge_moments() for a in acts]  # chunked: never (N, n_out, n_in) at once
+    means = [m for m, _ in moments]  # (n_out, n_in) per layer
+    mags = [s for _, s in moments]
     sub_std = [a.outputs.std(dim=0) for a in acts]  # (n_out,) per layer
     node = torch.ones(model.n_outputs, dtype=x.dtype, device=x.device)
     nodes, edges = [node], []
