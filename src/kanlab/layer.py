@@ -64,7 +64,7 @@ class KANLayer(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, grid_size: int = 5, spline_order: int = 3,
-                 grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 0.02,
+                 grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 1.0,
                  noise_scale: float = 0.1, dtype=None, device=None, generator: torch.Generator | None = None):
         super().__init__()
         in_features, out_features = check_int("in_features", in_features, 1), check_int("out_features", out_features, 1)

@@ -35,7 +35,7 @@ class KANConfig:
     spline_order: int = 3
     grid_range: tuple[float, float] = (-1.0, 1.0)
     base_activation: str = "silu"
-    grid_eps: float = 0.02
+    grid_eps: float = 1.0
     noise_scale: float = 0.1
     mult_arity: int = 2
     seed: int = 0
@@ -176,7 +176,7 @@ class KAN(nn.Module):
     """
 
     def __init__(self, width=None, grid_size: int | None = None, spline_order: int | None = None,
-                 grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 0.02,
+                 grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 1.0,
                  noise_scale: float = 0.1, mult_arity: int = 2, seed: int = 0, dtype=None, device=None,
                  *, grid: int | None = None, k: int | None = None, input_names=None, output_names=None,
                  config: KANConfig | None = None):
