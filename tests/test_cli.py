@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import has_module
 
 import kanlab
 from kanlab.cli import main
-from conftest import has_module
 
 pd = pytest.importorskip("pandas")
 SRC = str(Path(__file__).resolve().parents[1] / "src")

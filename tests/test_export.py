@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import has_module
 from torch import nn
 
 import kanlab
 from kanlab import KAN
 from kanlab.export import compile_model, example_input, to_exported_program, to_onnx, to_torchscript
-from conftest import has_module
 
 
 class _SinEdges(nn.Module):

@@ -6,11 +6,11 @@ import struct
 
 import pytest
 import torch
+from conftest import has_module
 
 import kanlab
 from kanlab import KAN
 from kanlab.io import FORMAT_VERSION, load, save
-from conftest import has_module
 
 
 def _trained(width, dtype=torch.float64, seed=0):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 pytest.importorskip("sklearn")
+from conftest import has_module  # noqa: E402
 from sklearn.datasets import load_diabetes, make_classification  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -14,7 +15,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from kanlab.sklearn import KANClassifier, KANRegressor, expected_failed_checks  # noqa: E402
 from kanlab.sklearn._recipe import scale_inputs  # noqa: E402
-from conftest import has_module  # noqa: E402
 
 # the suite's fast configuration: one L-BFGS step (up to 20 iterations) per grid; a second one
 # runs the validation path (penalty choice, grid schedule, refit) on every check's data

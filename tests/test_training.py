@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-import kanlab
 from kanlab import KAN, TrainingDiverged
 from kanlab.datasets import from_function
 

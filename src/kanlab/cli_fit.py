@@ -233,7 +233,8 @@ def _metrics(model: KAN, data: Dataset, has_test: bool, kind: str, args, feature
                "features": list(features), "targets": list(targets)}
     if classes is not None:
         metrics["classes"] = classes
-    metrics.update({"n_train": int(data.train_input.shape[0]), "n_test": int(data.test_input.shape[0]) if has_test else 0,
+    n_test = int(data.test_input.shape[0]) if has_test else 0
+    metrics.update({"n_train": int(data.train_input.shape[0]), "n_test": n_test,
                     "width": model.width, "grid_sizes": grids, "grid_size": model.config.grid_size,
                     "n_params": model.n_params(), "pruned": bool(args.prune),
                     "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),

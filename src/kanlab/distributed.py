@@ -61,7 +61,7 @@ def init_from_env(backend: str | None = None) -> bool:
     return True
 
 
-def data_parallel() -> "DataParallel | None":
+def data_parallel() -> DataParallel | None:
     """The helper :func:`kanlab.fit` uses under torch.distributed, None otherwise."""
     return DataParallel() if is_distributed() else None
 

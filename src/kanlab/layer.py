@@ -8,8 +8,7 @@ from torch import Tensor, nn
 
 from . import kernels, splines
 from .activations import base_function
-from .validation import (check_dtype, check_finite, check_float, check_grid_range, check_input, check_int,
-                         check_memory)
+from .validation import check_dtype, check_finite, check_float, check_grid_range, check_input, check_int, check_memory
 
 __all__ = ["KANLayer", "estimate_layer_bytes"]
 
@@ -204,7 +203,7 @@ class KANLayer(nn.Module):
         return coef
 
     @torch.no_grad()
-    def refine(self, grid_size: int, x: Tensor | None = None) -> "KANLayer":
+    def refine(self, grid_size: int, x: Tensor | None = None) -> KANLayer:
         """A new layer on a grid of ``grid_size`` intervals representing the same function.
 
         Without ``x`` the grid keeps its range and local density; uniform G -> m * G

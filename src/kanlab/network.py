@@ -5,8 +5,8 @@ import contextlib
 import copy
 import dataclasses
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -15,8 +15,19 @@ from . import kernels
 from .activations import base_function
 from .compat import require_data, translate
 from .layer import KANLayer, estimate_layer_bytes
-from .validation import (as_model_input, check_dtype, check_finite, check_float, check_grid_range, check_input,
-                         check_int, check_device, check_memory, check_names, check_seed)
+from .validation import (
+    as_model_input,
+    check_device,
+    check_dtype,
+    check_finite,
+    check_float,
+    check_grid_range,
+    check_input,
+    check_int,
+    check_memory,
+    check_names,
+    check_seed,
+)
 
 __all__ = ["KAN", "KANConfig", "LayerActivations", "normalize_width"]
 
@@ -68,7 +79,7 @@ class KANConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "KANConfig":
+    def from_dict(cls, d: dict) -> KANConfig:
         """Inverse of :meth:`to_dict`; unknown or missing keys and bad values raise ValueError / TypeError."""
         if not isinstance(d, dict):
             raise TypeError(f"a KAN config must be a dict, got {type(d).__name__}")
@@ -379,7 +390,7 @@ class KAN(nn.Module):
         return h
 
     @torch.no_grad()
-    def refine(self, grid_size: int, x: Tensor | None = None) -> "KAN":
+    def refine(self, grid_size: int, x: Tensor | None = None) -> KAN:
         """A new model on grids of ``grid_size`` intervals representing the same function
         (grid extension: fit coarse, refine, fit again).
 
@@ -408,7 +419,7 @@ class KAN(nn.Module):
         new.layers = nn.ModuleList(layers)
         return new
 
-    def copy(self) -> "KAN":
+    def copy(self) -> KAN:
         """An independent deep copy."""
         return copy.deepcopy(self)
 
@@ -435,7 +446,7 @@ class KAN(nn.Module):
         return feature_scores(self, x)
 
     def prune(self, x: Tensor | None = None, node_threshold: float = 1e-2, edge_threshold: float = 3e-2,
-              **pykan_kwargs) -> "KAN":
+              **pykan_kwargs) -> KAN:
         """A new, physically smaller KAN without unimportant nodes and edges, scored on ``x``."""
         from .pruning import prune
 
@@ -443,19 +454,19 @@ class KAN(nn.Module):
                   **translate("prune", pykan_kwargs))
         return prune(self, require_data(x, "prune"), **kw)
 
-    def prune_inputs(self, x: Tensor, threshold: float = 1e-2) -> "KAN":
+    def prune_inputs(self, x: Tensor, threshold: float = 1e-2) -> KAN:
         """A new KAN without the inputs scoring below ``threshold`` (input names are kept)."""
         from .pruning import prune_inputs
 
         return prune_inputs(self, x, threshold=threshold)
 
-    def remove_edge(self, l: int, i: int, j: int) -> "KAN":
+    def remove_edge(self, l: int, i: int, j: int) -> KAN:
         """A new KAN without the edge from node ``i`` of layer ``l`` to node ``j`` of layer ``l + 1``."""
         from .pruning import remove_edge
 
         return remove_edge(self, l, i, j)
 
-    def remove_node(self, l: int, i: int) -> "KAN":
+    def remove_node(self, l: int, i: int) -> KAN:
         """A new KAN without hidden node ``i`` of node layer ``l``."""
         from .pruning import remove_node
 

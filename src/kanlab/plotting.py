@@ -7,8 +7,6 @@ node ``i``, output ``j``), so figures can be inspected programmatically.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 

@@ -24,8 +24,8 @@ prune to [2,1,1] (seed 2: [2,2,1]; pruning changes the output by RMS <= 4e-4), a
 2-3 of seeds 0-4 for the single weak fit; x*y still prunes to [2,2,1] (seeds 0-2) and an
 unused input still scores near zero. (Those numbers predate ``fit``'s start probe and
 the float64 edge variances of the penalty, with which the plain ``fit(lamb=1e-3)`` then
-``prune`` gives [2,1,1] for 10 of seeds 0-9 in float64 and 7 in float32.) A stronger second phase (2e-2) over-prunes: x*y
-falls to [2,1,1] and the weak x^3 input is dropped.
+``prune`` gives [2,1,1] for 10 of seeds 0-9 in float64 and 7 in float32.) A stronger second phase (2e-2)
+over-prunes: x*y falls to [2,1,1] and the weak x^3 input is dropped.
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -12,8 +13,8 @@ from .checkpoint import Checkpointer
 from .datasets.core import Dataset, as_dataset, is_array_tuple
 from .distributed import data_parallel
 from .fit_checks import check_batch, check_fit_args, check_loss_value, grid_samples
-from .optim import LBFGS
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
+from .optim import LBFGS
 from .regularization import regularization
 from .validation import check_finite, check_input
 from .warm_start import LinearReadout, probe_steps
@@ -51,7 +52,7 @@ class History:
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()}
 
-    def extend(self, other: "History") -> "History":
+    def extend(self, other: History) -> History:
         offset = len(self)
         for k, v in self.__dict__.items():
             if k == "grid_update_steps":

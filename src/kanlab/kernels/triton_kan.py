@@ -11,7 +11,8 @@ derivatives go through the reference, as on the other fast paths.
 
 Triton is an optional dependency (``pip install 'kanlab[gpu]'``), imported on first use only.
 On CPU tensors the kernels run in Triton's interpreter when ``TRITON_INTERPRET=1`` was set before
-their first use in the process (slow: for tests); otherwise an explicit ``path="triton"`` raises (:func:`supports_call`).
+their first use in the process (slow: for tests); otherwise an explicit ``path="triton"`` raises
+(:func:`supports_call`).
 
 The table gradient ``dL/dT`` is summed by :data:`TABLE_GRAD`: ``"tile"`` (local basis tiles in
 registers times the output gradient, one partial sum per program: deterministic, cost ~ the padded

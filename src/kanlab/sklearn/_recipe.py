@@ -184,7 +184,8 @@ def train(plan: Plan, model: KAN, kind: str, x: Tensor, y: Tensor, val, seed: in
     histories, best, initial = [], None, model.copy()  # best: a _Fit
     for i, grid in enumerate(plan.grids):
         if i == 0 and val is not None:  # simplest first: splines off, then the strongest penalty
-            options = [(plan.alphas[0], True)] * plan.try_linear + [(a, False) for a in sorted(plan.alphas, reverse=True)]
+            strongest_first = [(a, False) for a in sorted(plan.alphas, reverse=True)]
+            options = [(plan.alphas[0], True)] * plan.try_linear + strongest_first
         else:
             options = [(plan.alphas[0], False) if best is None else (best.alpha, False)]
         if i > 0:
@@ -237,7 +238,7 @@ class _Fit:
         self.se = float(losses.std() / n ** 0.5) if n > 1 else 0.0
 
 
-def simplest_within_one_se(fits: list) -> "_Fit":
+def simplest_within_one_se(fits: list) -> _Fit:
     """The first of ``fits`` (ordered simplest first) whose mean validation loss is at most the
     lowest mean plus that fit's standard error."""
     best = min(fits, key=lambda f: f.mean)
@@ -256,8 +257,9 @@ def _fit_one(plan: Plan, model: KAN, kind: str, x, y, val, alpha: float, linear:
             layer.scale_spline.data.zero_()
             layer.scale_spline.requires_grad_(False)
     tracker = _EarlyStopping(kind, val, plan) if val is not None else None
+    loss = penalized_loss(model, kind, alpha, x.shape[0], label_smoothing)
     history = model.fit(Dataset(x, y, x[:1], y[:1]), steps=plan.steps, optimizer=plan.optimizer, lr=plan.lr,
-                        batch_size=plan.batch_size, loss=penalized_loss(model, kind, alpha, x.shape[0], label_smoothing),
+                        batch_size=plan.batch_size, loss=loss,
                         lamb=plan.lamb, update_grid=plan.update_grid, progress=progress, seed=seed,
                         eval_every=max(1, plan.steps), callbacks=[tracker] if tracker is not None else ())
     for layer in model.layers:

@@ -224,7 +224,6 @@ def _torch_funcs() -> dict:
 
 
 def _torch_node(e, index: dict) -> Callable:
-    sp = _sp()
     if e.is_Symbol:
         if e not in index:
             raise ValueError(f"variable {e} is not among the variables {list(index)}")
