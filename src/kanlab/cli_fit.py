@@ -229,8 +229,9 @@ def _plain_lamb(args) -> float:
 
 def _metrics(model: KAN, data: Dataset, has_test: bool, kind: str, args, features, targets, classes,
              grids, seconds: float) -> dict:
-    metrics = {"task": "classification" if classes is not None else "regression", "data": str(args.data),
-               "features": list(features), "targets": list(targets)}
+    task = "classification" if classes is not None else "regression"
+    metrics: dict[str, object] = {"task": task, "data": str(args.data), "features": list(features),
+                                  "targets": list(targets)}
     if classes is not None:
         metrics["classes"] = classes
     n_test = int(data.test_input.shape[0]) if has_test else 0

@@ -62,6 +62,10 @@ class KANLayer(nn.Module):
         torch.Size([4, 3])
     """
 
+    # buffers (registered in __init__; declared here for type checkers)
+    grid: Tensor  # (in_features, grid_size + 2 * spline_order + 1) knots
+    mask: Tensor  # (out_features, in_features) 1 = live edge, 0 = pruned
+
     def __init__(self, in_features: int, out_features: int, grid_size: int = 5, spline_order: int = 3,
                  grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 0.02,
                  noise_scale: float = 0.1, dtype=None, device=None, generator: torch.Generator | None = None):

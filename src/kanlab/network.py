@@ -5,8 +5,9 @@ import contextlib
 import copy
 import dataclasses
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +29,9 @@ from .validation import (
     check_names,
     check_seed,
 )
+
+if TYPE_CHECKING:  # for annotations only: symbolic imports network, not the other way round
+    from .symbolic.edges import SymbolicEdges
 
 __all__ = ["KAN", "KANConfig", "LayerActivations", "normalize_width"]
 
@@ -120,12 +124,13 @@ class LayerActivations:
 
     def __init__(self, inputs: Tensor, outputs: Tensor, edge_fn):
         self.inputs, self.outputs, self._edge_fn = inputs, outputs, edge_fn
-        self._edges = None
+        self._edges: Tensor | None = None
 
     @property
     def edges(self) -> Tensor:
         if self._edges is None:
-            self._edges = self._edge_fn(self.inputs)
+            self._edges = edges = self._edge_fn(self.inputs)
+            return edges
         return self._edges
 
     def edge(self, j: int, i: int) -> Tensor:
@@ -143,6 +148,12 @@ class LayerActivations:
         return iter((self.inputs, self.edges, self.outputs))
 
 
+def _layer_list(layers: Iterable[KANLayer]) -> Sequence[KANLayer]:
+    """An ``nn.ModuleList`` of ``layers`` (registered: its parameters are the model's), typed as
+    the sequence of :class:`KANLayer` it holds."""
+    return cast("Sequence[KANLayer]", nn.ModuleList(layers))
+
+
 def normalize_width(width) -> tuple[tuple[int, int], ...]:
     """``[2, [5, 2], 1]`` -> ``((2, 0), (5, 2), (1, 0))``, with clear errors."""
     if isinstance(width, (str, bytes)) or not (isinstance(width, Sequence) or hasattr(width, "__array__")):
@@ -150,15 +161,15 @@ def normalize_width(width) -> tuple[tuple[int, int], ...]:
     width = list(width)
     if len(width) < 2:
         raise ValueError(f"width must have at least two entries (inputs and outputs), got {width!r}")
-    out = []
+    out: list[tuple[int, int]] = []
     for i, w in enumerate(width):
         pair = (w,) if isinstance(w, numbers.Integral) else tuple(w) if isinstance(w, Sequence) else None
         if pair is None or len(pair) not in (1, 2) or (len(pair) == 1 and not isinstance(w, numbers.Integral)):
             raise TypeError(f"width[{i}] must be an int >= 1 or a pair [n_sum, n_mult], got {w!r}")
-        pair = tuple(check_int(f"width[{i}]", v, 0) for v in pair) + (0,) * (2 - len(pair))
-        if pair[0] + pair[1] < 1:
+        counts = [check_int(f"width[{i}]", v, 0) for v in pair] + [0] * (2 - len(pair))
+        if counts[0] + counts[1] < 1:
             raise ValueError(f"width[{i}] must have at least one node, got {w!r}")
-        out.append(pair)
+        out.append((counts[0], counts[1]))
     if out[0][1]:
         raise ValueError(f"width[0] (the inputs) cannot have multiplication nodes, got {width[0]!r}")
     return tuple(out)
@@ -191,6 +202,7 @@ class KAN(nn.Module):
                  noise_scale: float = 0.1, mult_arity: int = 2, seed: int = 0, dtype=None, device=None,
                  *, grid: int | None = None, k: int | None = None, input_names=None, output_names=None,
                  config: KANConfig | None = None):
+        """Build the layers from ``config``, or from the arguments (see the class docstring)."""
         super().__init__()
         if config is None:
             config = KANConfig(width=width, grid_size=_alias("grid_size", grid_size, "grid", grid, 5),
@@ -207,14 +219,14 @@ class KAN(nn.Module):
                      config.estimate_bytes(dtype), device)
         self.config = config
         gen = torch.Generator().manual_seed(config.seed)
-        self.layers = nn.ModuleList(
+        self.layers = _layer_list(
             KANLayer(n_in, n_out, config.grid_size, config.spline_order, config.grid_range,
                      config.base_activation, config.grid_eps, config.noise_scale,
                      dtype=dtype, device=device, generator=gen)
             for n_in, n_out in config.layer_shapes())
         # Symbolic edges per layer (filled by kanlab.symbolic), keyed by the layer index.
         # Each module maps (N, n_in) -> (N, n_out) and has edges(x) -> (N, n_out, n_in).
-        self.symbolic = nn.ModuleDict()
+        self.symbolic = cast("MutableMapping[str, SymbolicEdges]", nn.ModuleDict())
         self._init_signature = self._signature()
 
     # ------------------------------------------------------------------ description
@@ -407,8 +419,8 @@ class KAN(nn.Module):
         h = None if x is None else self._check_grid_data(x, grid_size)
         new = copy.deepcopy(self)
         new.config = config
-        if x is None:
-            new.layers = nn.ModuleList(layer.refine(grid_size) for layer in self.layers)
+        if h is None:
+            new.layers = _layer_list(layer.refine(grid_size) for layer in self.layers)
             return new
         layers = []
         for l, layer in enumerate(self.layers):
@@ -416,7 +428,7 @@ class KAN(nn.Module):
                 check_finite(h, f"the activations x produces at layer {l}")
             layers.append(layer.refine(grid_size, h))
             h = self.layer_step(l, h)  # the old layer: the function being kept
-        new.layers = nn.ModuleList(layers)
+        new.layers = _layer_list(layers)
         return new
 
     def copy(self) -> KAN:

@@ -64,7 +64,9 @@ def _sub_positions(model, l: int) -> tuple[list[float], list[float], list[int]]:
     xs, ys, owner = [], [], []
     dx = 0.25 / (n_sum + n_mult)
     for j in range(n_sum):
-        xs.append(xs_node[j]), ys.append(l + 1.0), owner.append(j)
+        xs.append(xs_node[j])
+        ys.append(l + 1.0)
+        owner.append(j)
     for m in range(n_mult):
         for a in range(ar):
             xs.append(xs_node[n_sum + m] + (a - (ar - 1) / 2) * dx / max(ar - 1, 1))

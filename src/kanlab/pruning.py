@@ -109,7 +109,7 @@ def attribute(model, x: Tensor) -> Attribution:
     mags = [s for _, s in moments]
     sub_std = [a.outputs.std(dim=0) for a in acts]  # (n_out,) per layer
     node = torch.ones(model.n_outputs, dtype=x.dtype, device=x.device)
-    nodes, edges = [node], []
+    nodes, edges = [node], []  # type: list[Tensor], list[Tensor]
     for l in range(model.depth - 1, -1, -1):
         sub = _node_to_sub(model, l, node)  # (n_out,)
         edge = mags[l] / (sub_std[l] + _EPS).unsqueeze(1) * sub.unsqueeze(1)  # (n_out, n_in)

@@ -190,8 +190,10 @@ class _Run:
                 readout.finish(_grid_input(source, ddp, grid_x))
                 params, opt = [p for p in model.parameters() if p.requires_grad], self.optimizer()
             start, stop = self.grid_window
-            if self.update_grid and start <= step < stop and step % self.grid_every == 0:
-                model.update_grid(_grid_input(source, ddp, grid_x))
+            update = self.update_grid and start <= step < stop and step % self.grid_every == 0
+            samples = _grid_input(source, ddp, grid_x) if update else None
+            if samples is not None:  # None: no batch so far had 2 rows, the update is skipped
+                model.update_grid(samples)
                 history.grid_update_steps.append(step)
                 opt = self.optimizer()  # stale curvature
             last_step = _step(model, opt, params, x, y, self.loss_fn, self.lamb, self.reg_weights, ddp, step)
@@ -251,8 +253,11 @@ def _objective(history: History, lamb: float) -> float:
     return value if value == value else float("inf")
 
 
-def _grid_input(source, ddp, grid_x: Tensor) -> Tensor:
-    """What grid updates see (the whole training input, or the batch; all ranks' under DDP)."""
+def _grid_input(source, ddp, grid_x: Tensor | None) -> Tensor | None:
+    """What grid updates see (the whole training input, or the batch; all ranks' under DDP);
+    None when there is no training input and no batch so far had at least 2 rows."""
+    if grid_x is None and source.train is None:
+        return None
     return source.grid_input(grid_x) if ddp is None else ddp.grid_input(source, grid_x)
 
 
@@ -320,6 +325,8 @@ class _BatchSource:
         self.gen = torch.Generator().manual_seed(seed)
         param = next(model.parameters())
         device, self._dtype = param.device, param.dtype
+        self.train: tuple[Tensor, Tensor] | None  # the whole training set, when there is one
+        self.test: tuple[Tensor, Tensor] | None
         if isinstance(data, (Dataset, Mapping)) or is_array_tuple(data):
             ds = as_dataset(data, dtype=param.dtype, device=device)
             self._check(ds.train_input, ds.train_label, "data['train_input']", "data['train_label']")
@@ -363,6 +370,7 @@ class _BatchSource:
         return t.to(self._dtype) if t.is_floating_point() and t.dtype != self._dtype else t
 
     def _tensor_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        assert self.train is not None  # only built from a training set
         x, y = self.train
         while True:
             if self.batch_size is None:
@@ -387,7 +395,7 @@ class _BatchSource:
     def __next__(self) -> tuple[Tensor, Tensor]:
         return next(self._iter)
 
-    def grid_input(self, batch_x: Tensor) -> Tensor:
+    def grid_input(self, batch_x: Tensor | None) -> Tensor | None:
         """What grid updates see: the whole training input when there is one, else the batch."""
         return self.train[0] if self.train is not None else batch_x
 
@@ -402,7 +410,7 @@ def _restore(model, snapshot: dict[str, Tensor]) -> None:
 
 def _record(history: History, model, kind, loss_fn, source: _BatchSource, last, step: int,
             eval_every: int) -> None:
-    if source.full_batch:
+    if source.full_batch and source.train is not None:
         train = evaluate(model, kind, loss_fn, *source.train)
     else:
         train = {"loss": float(last["loss"])}

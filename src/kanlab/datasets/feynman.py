@@ -107,7 +107,7 @@ _ENTRIES = [
 ]
 
 FEYNMAN: dict[str, PaperFunction] = {
-    name: PaperFunction(name, fn, tuple(tuple(map(float, r)) for r in ranges), variables, formula)
+    name: PaperFunction(name, fn, tuple((float(lo), float(hi)) for lo, hi in ranges), variables, formula)
     for name, fn, ranges, variables, formula in _ENTRIES
 }
 

@@ -269,6 +269,7 @@ class TritonKAN(torch.autograd.Function):
             xc, g, grid_c = x.contiguous(), grad_out.contiguous(), grid.to(cdt).contiguous()
             b, db = base_and_derivative(name, xc.to(cdt), need_x)
             if need_x:
+                assert db is not None  # base_and_derivative gives it when need_x
                 table = pack_weights(coef_c, sb.to(cdt), ss_c).permute(1, 2, 0).contiguous()
                 gx = (_input_grad(xc, db.contiguous(), grid_c, table, g, k, uniform) if x.shape[0]
                       else torch.zeros(x.shape, dtype=cdt, device=x.device)).to(x.dtype)
