@@ -4,8 +4,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import inspect
 import numbers
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from . import kernels
 from .activations import base_function
-from .compat import require_data, translate
+from .compat import merge_pykan, require_data, translate
 from .layer import KANLayer, estimate_layer_bytes
 from .validation import (
     as_model_input,
@@ -32,6 +33,8 @@ from .validation import (
 
 if TYPE_CHECKING:  # for annotations only: symbolic imports network, not the other way round
     from .symbolic.edges import SymbolicEdges
+    from .symbolic.ops import EdgeChoice, Suggestion
+    from .training import History
 
 __all__ = ["KAN", "KANConfig", "LayerActivations", "normalize_width"]
 
@@ -187,6 +190,8 @@ class KAN(nn.Module):
         mult_arity: operands of each multiplication node.
         seed: initialisation seed (the same seed gives the same parameters).
         dtype, device: of the parameters.
+        input_names, output_names: names of the inputs and outputs (formulas, plots, the CLI).
+        config: a :class:`KANConfig` to build from instead of the arguments above.
 
     Shape:
         input ``(..., width[0])`` -> output ``(..., width[-1])``.
@@ -436,12 +441,32 @@ class KAN(nn.Module):
         return copy.deepcopy(self)
 
     # ------------------------------------------------------------------ training
-    def fit(self, data, **kwargs):
-        """Train in place; see :func:`kanlab.training.fit` for the arguments (pykan's ``opt=``,
-        ``loss_fn=``, ``batch=`` are accepted, see :mod:`kanlab.compat`). Returns a History."""
+    def fit(self, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
+            batch_size: int | None = None, loss="mse", lamb: float = 0.0, lamb_l1: float = 1.0,
+            lamb_entropy: float = 2.0, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0,
+            update_grid: bool = True, grid_update_num: int = 10, start_grid_update_step: int = -1,
+            stop_grid_update_step: int | None = None, weight_decay: float = 0.0, test_data=None,
+            callbacks: Iterable[Callable] = (), progress: bool = True, seed: int = 0,
+            eval_every: int = 1, max_iter: int = 20, checkpoint=None, checkpoint_every: int = 10,
+            resume=None, warm_start="auto", **pykan_kwargs) -> History:
+        """Train in place: :func:`kanlab.training.fit` (each argument is described there).
+
+        pykan's spellings ``opt=``, ``loss_fn=`` and ``batch=`` are accepted in place of
+        ``optimizer=``, ``loss=`` and ``batch_size=`` (:mod:`kanlab.compat`).
+
+        Returns:
+            The :class:`~kanlab.training.History` of the run.
+
+        Example:
+            >>> model = KAN([2, 3, 1], seed=0)
+            >>> x = torch.rand(64, 2) * 2 - 1
+            >>> history = model.fit((x, x[:, :1] * x[:, 1:]), steps=5, progress=False)
+        """
+        args = {k: v for k, v in locals().items() if k not in ("self", "data", "pykan_kwargs")}
         from .training import fit
 
-        return fit(self, data, **translate("fit", kwargs))
+        defaults = {k: p.default for k, p in inspect.signature(KAN.fit).parameters.items()}
+        return fit(self, data, **merge_pykan("fit", args, defaults, pykan_kwargs))
 
     # ------------------------------------------------------------------ interpretability
     # Thin delegations: the work lives in kanlab.pruning / plotting / symbolic / io.
@@ -497,28 +522,75 @@ class KAN(nn.Module):
         return plot_edge(self, l, i, j, x, **kwargs)
 
     # ------------------------------------------------------------------ symbolic
-    def suggest_symbolic(self, l: int, i: int, j: int, x: Tensor | None = None, **kwargs):
+    def suggest_symbolic(self, l: int, i: int, j: int, x: Tensor | None = None, **kwargs) -> list[Suggestion]:
+        """Rank library functions for the edge from node ``i`` of layer ``l`` to node ``j`` of layer
+        ``l + 1``, each fit as ``c f(a u + b) + d`` to the edge's values on the inputs ``x``
+        ``(N, width[0])``; see :func:`kanlab.symbolic.suggest_symbolic` for the keyword arguments
+        (``library``, ``topk``, ``weight_simple``, ...). Needs sympy.
+
+        Returns:
+            Up to ``topk`` :class:`~kanlab.symbolic.Suggestion` ``(name, r2, score, params)``, best first.
+
+        Example:
+            >>> model.suggest_symbolic(0, 0, 0, x, library=["x", "x^2", "sin"])  # doctest: +SKIP
+        """
         from .symbolic import suggest_symbolic
 
         return suggest_symbolic(self, l, i, j, require_data(x, "suggest_symbolic"),
                                 **translate("suggest_symbolic", kwargs))
 
-    def fix_symbolic(self, l: int, i: int, j: int, name: str, x: Tensor | None = None, **kwargs):
+    def fix_symbolic(self, l: int, i: int, j: int, name: str, x: Tensor | None = None, **kwargs) -> float | None:
+        """Replace edge ``(l, i, j)`` by ``c name(a u + b) + d``: the spline is switched off and the
+        closed form on. With ``x`` ``(N, width[0])`` the affine parameters are fit to the edge's
+        values there; without ``x``, ``params=(a, b, c, d)`` sets them (default ``(1, 0, 1, 0)``)
+        (:func:`kanlab.symbolic.fix_symbolic`). Undo with :meth:`unfix_symbolic`.
+
+        Returns:
+            The fit's r^2, or None without ``x``.
+
+        Example:
+            >>> r2 = model.fix_symbolic(0, 0, 0, "sin", x)  # doctest: +SKIP
+        """
         from .symbolic import fix_symbolic
 
         return fix_symbolic(self, l, i, j, name, x, **translate("fix_symbolic", kwargs))
 
     def unfix_symbolic(self, l: int, i: int, j: int) -> None:
+        """Make edge ``(l, i, j)`` numeric again (its spline is switched back on)."""
         from .symbolic import unfix_symbolic
 
         return unfix_symbolic(self, l, i, j)
 
-    def auto_symbolic(self, x: Tensor | None = None, **kwargs):
+    def auto_symbolic(self, x: Tensor | None = None, **kwargs) -> list[EdgeChoice]:
+        """Snap every numeric edge to its best library function, layer by layer, fit on the
+        activations the inputs ``x`` ``(N, width[0])`` produce; see
+        :func:`kanlab.symbolic.auto_symbolic` for ``library``, ``r2_threshold``, ``layers``, ...
+
+        Returns:
+            One :class:`~kanlab.symbolic.EdgeChoice` ``(l, i, j, name, r2, fixed)`` per edge considered.
+
+        Example:
+            >>> choices = model.auto_symbolic(x, library=["x", "x^2", "sin", "exp"])  # doctest: +SKIP
+        """
         from .symbolic import auto_symbolic
 
         return auto_symbolic(self, require_data(x, "auto_symbolic"), **translate("auto_symbolic", kwargs))
 
-    def symbolic_formula(self, var_names=None, **kwargs):
+    def symbolic_formula(self, var_names=None, **kwargs) -> list:
+        """One sympy expression per output, once every active edge is symbolic
+        (:func:`kanlab.symbolic.symbolic_formula`: ``simplify``, ``tolerance``, ...).
+
+        Args:
+            var_names: names or sympy symbols of the inputs (default: ``input_names`` or
+                ``x0, x1, ...``).
+
+        Raises:
+            ValueError: naming the edges that are still numeric.
+
+        Example:
+            >>> model.symbolic_formula()  # doctest: +SKIP
+            [sin(3.14159*x0) + x1**2]
+        """
         from .symbolic import symbolic_formula
 
         named = {} if var_names is None else {"var_names": var_names}

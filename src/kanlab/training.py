@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import Tensor
@@ -18,6 +18,9 @@ from .optim import LBFGS
 from .regularization import regularization
 from .validation import check_finite, check_input
 from .warm_start import LinearReadout, probe_steps
+
+if TYPE_CHECKING:
+    from .network import KAN
 
 __all__ = ["fit", "History", "TrainingDiverged", "OPTIMIZERS"]
 
@@ -63,7 +66,7 @@ class History:
         return self
 
 
-def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
+def fit(model: KAN, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
         batch_size: int | None = None, loss="mse", lamb: float = 0.0, lamb_l1: float = 1.0,
         lamb_entropy: float = 2.0, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0,
         update_grid: bool = True, grid_update_num: int = 10, start_grid_update_step: int = -1,
@@ -261,7 +264,7 @@ def _grid_input(source, ddp, grid_x: Tensor | None) -> Tensor | None:
     return source.grid_input(grid_x) if ddp is None else ddp.grid_input(source, grid_x)
 
 
-def _step(model, opt, params, x, y, loss_fn, lamb, reg_weights, ddp, step: int) -> dict:
+def _step(model: KAN, opt, params, x, y, loss_fn, lamb, reg_weights, ddp, step: int) -> dict:
     """One optimizer step; returns the step's fit loss and penalty. A failed step (exception,
     KeyboardInterrupt, non-finite loss or parameters) leaves the parameters it started from."""
     snapshot = _snapshot(model)
@@ -309,7 +312,7 @@ def _settings(args: dict) -> dict:
             for k, v in args.items() if k not in skip and not k.startswith("_")}
 
 
-def _make_optimizer(model, name: str, lr, weight_decay: float, max_iter: int):
+def _make_optimizer(model: KAN, name: str, lr, weight_decay: float, max_iter: int):
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "lbfgs":
         return LBFGS(params, lr=lr or 1.0, max_iter=max_iter, history_size=10)
@@ -400,11 +403,11 @@ class _BatchSource:
         return self.train[0] if self.train is not None else batch_x
 
 
-def _snapshot(model) -> dict[str, Tensor]:
+def _snapshot(model: KAN) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _restore(model, snapshot: dict[str, Tensor]) -> None:
+def _restore(model: KAN, snapshot: dict[str, Tensor]) -> None:
     model.load_state_dict(snapshot)
 
 
