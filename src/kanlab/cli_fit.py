@@ -22,7 +22,7 @@ from .cli_symbolic import scores, snap_if_it_keeps_the_fit
 from .datasets.core import Dataset
 from .datasets.tables import default_features, read_table, table_arrays
 from .network import KAN
-from .sparse import fit_sparse
+from .sparse_fit import fit_sparse
 
 __all__ = ["run_fit", "FIT_OUTPUTS", "MAX_INTEGER_CLASSES", "DEFAULT_GRIDS", "PRUNE_LAMB", "PRUNE_SPARSE_LAMB"]
 

@@ -29,13 +29,19 @@ over-prunes: x*y falls to [2,1,1] and the weak x^3 input is dropped.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .validation import check_float, check_int
+
+if TYPE_CHECKING:
+    from .network import KAN
+    from .training import History
 
 __all__ = ["fit_sparse"]
 
 
-def fit_sparse(model, data, steps: int = 50, lamb: float = 1e-3, sparse_steps: int | None = None,
-               sparse_lamb: float = 1e-2, lamb_entropy: float = 2.0, **fit_kwargs):
+def fit_sparse(model: KAN, data, steps: int = 50, lamb: float = 1e-3, sparse_steps: int | None = None,
+               sparse_lamb: float = 1e-2, lamb_entropy: float = 2.0, **fit_kwargs) -> History:
     """Train ``model`` in place for pruning: a weakly, then a strongly regularised fit.
 
     Args:
