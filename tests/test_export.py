@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import torch
-from conftest import has_module
 from torch import nn
 
 import kanlab
@@ -104,8 +103,6 @@ def test_example_input_and_errors(trained, tmp_path):
         to_onnx(trained, [1.0, 2.0], tmp_path / "m.onnx")
 
 
-
-@pytest.mark.skipif(not has_module("kanlab.symbolic.edges"), reason="kanlab.symbolic not present")
 def test_export_with_real_symbolic_edges():
     model = KAN(width=[2, [2, 1], 1], seed=0)
     x = _inputs(64, 3)[:, :2]

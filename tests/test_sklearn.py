@@ -6,7 +6,6 @@ import pytest
 import torch
 
 pytest.importorskip("sklearn")
-from conftest import has_module  # noqa: E402
 from sklearn.datasets import load_diabetes, make_classification  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -129,8 +128,6 @@ def test_formula_in_original_units(monkeypatch):
         KANRegressor(**FAST).fit(X, y).sympy()
 
 
-
-@pytest.mark.skipif(not has_module("kanlab.symbolic.edges"), reason="kanlab.symbolic absent")
 def test_real_symbolic_formula():
     sympy = pytest.importorskip("sympy")
     X, y = _xy()
