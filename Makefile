@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # processes for the paper's independent rows / models: make paper-full PAPER_JOBS=2
 PAPER_JOBS ?= 1
 
-.PHONY: demo test slow bench paper paper-full venv clean
+.PHONY: demo lint test slow bench paper paper-full venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ demo: $(STAMP)
 	-$(VENV)/bin/kanlab build-kernels
 	$(VENV)/bin/kanlab demo
 
-test: $(STAMP)
+# ruff (lint, no reformatting) and mypy, configured in pyproject.toml; `make test` runs it first
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q
 
 slow: $(STAMP)

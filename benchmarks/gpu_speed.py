@@ -64,8 +64,9 @@ def contenders(n, n_in, n_out, g, device, dtype):
     """label -> (function, leaves that get gradients, kanlab path or None)."""
     import torch
     import torch.nn.functional as F
-    from kanlab.kernels import kan_linear, triton_kan
     from layer_speed import ekan_basis, make_params
+
+    from kanlab.kernels import kan_linear, triton_kan
 
     gen = torch.Generator().manual_seed(1)
     x = (torch.rand(n, n_in, generator=gen, dtype=dtype) * 2.2 - 1.1).to(device).requires_grad_()
@@ -104,6 +105,7 @@ def contenders(n, n_in, n_out, g, device, dtype):
 def reference_error(fn, tensors) -> float:
     """Largest ``|y - y_ref|`` over the largest ``|y_ref|``, the reference in float64."""
     import torch
+
     from kanlab.kernels import kan_linear_reference
     x, grid, coef, sb, ss = (t.detach().double() for t in tensors)
     with torch.no_grad():

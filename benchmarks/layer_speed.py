@@ -205,7 +205,8 @@ def layer_table(shapes, device, dtype):
         res = measure_all(contenders(*shape, device, dtype), device)
         d = res["dense"]
         for name, (tf, tfb, mem, held) in res.items():
-            path = {"kanlab": auto_path(*shape[:2], shape[3], shape[2], dtype), "eager": eager_path(shape[3] + K, K)}.get(name, "")
+            paths = {"kanlab": auto_path(*shape[:2], shape[3], shape[2], dtype), "eager": eager_path(shape[3] + K, K)}
+            path = paths.get(name, "")
             full, d_full = mem + held, d[2] + d[3]
             print(f"{str(shape):<22}{name:<8}{path:<8}{tf * 1e3:9.3f}{tfb * 1e3:9.3f}{mem / 2**20:8.1f}"
                   f"{full / 2**20:8.1f}{tf / d[0]:10.2f}{tfb / d[1]:10.2f}{mem / max(d[2], 1):9.2f}"

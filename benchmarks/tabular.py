@@ -16,7 +16,6 @@ import argparse
 import time
 import warnings
 
-import numpy as np
 import torch
 
 

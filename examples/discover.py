@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python examples/discover.py [--seed 0] [--n-train 1000]
 
-[2,5,1] is trained sparse (kanlab.sparse.fit_sparse: lamb=1e-3, then 1e-2) and pruned
+[2,5,1] is trained sparse (kanlab.sparse_fit.fit_sparse: lamb=1e-3, then 1e-2) and pruned
 to [2,1,1]; the pruned KAN is trained, refined to a 10-interval grid,
 its edges are snapped to library functions, the symbolic parameters are polished and
 the formula printed (float64 throughout).
@@ -14,7 +14,7 @@ import torch
 
 import kanlab
 from kanlab.datasets import from_function
-from kanlab.sparse import fit_sparse
+from kanlab.sparse_fit import fit_sparse
 from kanlab.symbolic import polish_symbolic, to_latex
 
 

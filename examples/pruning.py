@@ -2,7 +2,7 @@
 
     python examples/pruning.py [OUT_DIR] [--seed 0]
 
-[2,5,1] is trained sparse in float64 with kanlab.sparse.fit_sparse (50 steps with lamb=1e-3,
+[2,5,1] is trained sparse in float64 with kanlab.sparse_fit.fit_sparse (50 steps with lamb=1e-3,
 then 50 steps with lamb=1e-2, grid updates in both), pruned to [2,1,1] (9 of seeds 0-9),
 trained again, refined to a 10-interval grid and trained once more. The network figures before
 and after pruning are written to OUT_DIR (default ./out).
@@ -15,7 +15,7 @@ import torch
 
 import kanlab
 from kanlab.datasets import from_function
-from kanlab.sparse import fit_sparse
+from kanlab.sparse_fit import fit_sparse
 
 
 def main() -> None:

@@ -1,10 +1,13 @@
 """The Python API without traps: numpy or tensors, (x, y) tuples, dtype casts and checks,
 case-insensitive options, pykan's spellings."""
+import inspect
+
 import numpy as np
 import pytest
 import torch
 
 import kanlab
+import kanlab.training
 from kanlab import KAN
 from kanlab.compat import translate
 
@@ -75,3 +78,28 @@ def test_pykan_spellings_work_or_name_kanlabs():
     pytest.importorskip("sympy")
     choices = model.auto_symbolic(torch.tensor(X, dtype=torch.float32), lib=["x", "x^2"])
     assert {c.name for c in choices} <= {"x", "x^2", "0"}  # lib= reached the library argument
+
+
+def test_kan_fit_signature_is_training_fits():
+    # KAN.fit spells out kanlab.training.fit's arguments (help() shows them): same names,
+    # order, defaults and annotations, plus **pykan_kwargs for pykan's spellings
+    method = inspect.signature(KAN.fit).parameters
+    function = inspect.signature(kanlab.training.fit).parameters
+    assert list(method)[0] == "self" and list(function)[0] == "model"
+    assert list(method.values())[1:-1] == list(function.values())[1:]
+    assert list(method)[-1] == "pykan_kwargs" and method["pykan_kwargs"].kind is inspect.Parameter.VAR_KEYWORD
+    assert "Initialize internal Module state" not in (KAN.__init__.__doc__ or "")
+    assert all(getattr(KAN, m).__doc__ for m in ("suggest_symbolic", "fix_symbolic", "unfix_symbolic",
+                                                   "auto_symbolic", "symbolic_formula", "fit"))
+
+
+def test_kan_fit_forwards_every_argument():
+    X, y = _xy()
+    data = (torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
+    seen = []
+    model = KAN([2, 3, 1], seed=0)
+    hist = model.fit(data, steps=3, optimizer="adam", lr=0.01, update_grid=False, progress=False,
+                     warm_start=False, callbacks=[lambda step, m, h: seen.append(step)])
+    assert seen == [0, 1, 2] and len(hist.train_loss) == 3 and hist.grid_update_steps == []
+    with pytest.raises(TypeError, match="stepz"):
+        model.fit(data, stepz=3)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import has_module
 
 import kanlab
 from kanlab.cli import main
 from kanlab.io import read_metadata
-from conftest import has_module
 
 pd = pytest.importorskip("pandas")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -142,7 +142,8 @@ def test_predict_output_format_by_suffix(tmp_path):
     frame = _classes(30).drop(columns="kind")
     frame.to_csv(tmp_path / "d.csv", index=False)
     expect = model(frame.to_numpy()).detach().numpy()[:, 0]
-    readers = {"p.csv": pd.read_csv, "p.tsv": lambda p: pd.read_csv(p, sep="\t"), "p.json": lambda p: pd.read_json(p, precise_float=True)}
+    readers = {"p.csv": pd.read_csv, "p.tsv": lambda p: pd.read_csv(p, sep="\t"),
+               "p.json": lambda p: pd.read_json(p, precise_float=True)}
     if has_module("pyarrow"):
         readers["p.parquet"] = pd.read_parquet
     for name, read in readers.items():

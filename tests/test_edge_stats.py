@@ -7,7 +7,7 @@ from kanlab import KAN
 from kanlab.datasets import from_function
 from kanlab.edge_stats import edge_moments, numeric_edge_std
 from kanlab.kernels.common import pack_weights
-from kanlab.regularization import edge_scales, layer_edge_scales, regularization
+from kanlab.regularization import edge_scales, layer_edge_scales
 
 
 def uniform(n, d, seed=0):

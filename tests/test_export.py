@@ -7,7 +7,6 @@ from torch import nn
 import kanlab
 from kanlab import KAN
 from kanlab.export import compile_model, example_input, to_exported_program, to_onnx, to_torchscript
-from conftest import has_module
 
 
 class _SinEdges(nn.Module):
@@ -104,8 +103,6 @@ def test_example_input_and_errors(trained, tmp_path):
         to_onnx(trained, [1.0, 2.0], tmp_path / "m.onnx")
 
 
-
-@pytest.mark.skipif(not has_module("kanlab.symbolic.edges"), reason="kanlab.symbolic not present")
 def test_export_with_real_symbolic_edges():
     model = KAN(width=[2, [2, 1], 1], seed=0)
     x = _inputs(64, 3)[:, :2]

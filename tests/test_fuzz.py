@@ -111,7 +111,8 @@ test_forward_and_grids, test_forward_and_grids_long = fuzz(
 # ---------------------------------------------------------------------- fit
 fit_kwargs = st.fixed_dictionaries({}, optional={
     "steps": st.one_of(st.integers(0, 3), weird), "optimizer": st.sampled_from(["lbfgs", "adam", "adamw", "sgd", 3]),
-    "lr": st.one_of(st.none(), st.floats(1e-4, 1.0), weird), "batch_size": st.one_of(st.none(), st.integers(1, 40), weird),
+    "lr": st.one_of(st.none(), st.floats(1e-4, 1.0), weird),
+    "batch_size": st.one_of(st.none(), st.integers(1, 40), weird),
     "lamb": st.one_of(st.floats(0, 1e-2), weird), "max_iter": st.one_of(st.integers(1, 4), weird),
     "seed": st.one_of(st.integers(0, 10), weird), "grid_update_num": st.one_of(st.integers(1, 5), weird),
     "update_grid": st.one_of(st.booleans(), weird), "callbacks": st.sampled_from([(), [print], print, [1], None]),

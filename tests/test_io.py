@@ -10,7 +10,6 @@ import torch
 import kanlab
 from kanlab import KAN
 from kanlab.io import FORMAT_VERSION, load, save
-from conftest import has_module
 
 
 def _trained(width, dtype=torch.float64, seed=0):
@@ -57,7 +56,6 @@ def test_round_trip_names_refined_masked(tmp_path):
     assert back.config.input_names == ("a", "b") and back.config.grid_size == 7
 
 
-@pytest.mark.skipif(not has_module("kanlab.pruning"), reason="kanlab.pruning not present")
 def test_round_trip_pruned(tmp_path):
     model, x = _trained([2, 4, 1])
     pruned = model.prune(x, node_threshold=0.5, edge_threshold=0.5)
@@ -65,8 +63,6 @@ def test_round_trip_pruned(tmp_path):
     _assert_same(pruned, load(tmp_path / "p.kan"), x)
 
 
-
-@pytest.mark.skipif(not has_module("kanlab.symbolic.edges"), reason="kanlab.symbolic not present")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_round_trip_real_symbolic(tmp_path, dtype):
     model, x = _trained([2, [2, 1], 1], dtype)
@@ -174,8 +170,6 @@ def test_deepcopy_pickle_state_dict(width):
     assert not torch.equal(clone(x), model(x))  # the copy is independent
 
 
-@pytest.mark.skipif(not (has_module("kanlab.symbolic.edges") and has_module("kanlab.pruning")),
-                    reason="kanlab.symbolic / kanlab.pruning not present")
 def test_round_trip_symbolic_then_pruned(tmp_path):
     """Symbolic edges fixed before pruning are restricted with the pruned layers and saved."""
     model, x = _trained([2, 4, 1])

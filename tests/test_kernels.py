@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from kanlab import KANLayer, splines
-from kanlab import kernels
+from kanlab import KANLayer, kernels, splines
 from kanlab.activations import ACTIVATIONS, activation
 from kanlab.kernels import LayerParams, eager_path, kan_linear, kan_linear_reference, resolve_path
 from kanlab.kernels.local import local_basis, lookup, span_tables
@@ -210,7 +209,8 @@ def test_non_finite_inputs_give_nan_in_exactly_their_rows(path, dtype):
     n_out = 3 if path == "fused" else 20  # the C++ dense path serves small outputs
     grid, x, params = problem(40, 3, n_out, 5, 3, True, seed=2)
     huge = 1e300 if dtype == torch.float64 else 1e30
-    x[[1, 7, 8, 30], [0, 2, 1, 1]] = torch.tensor([float("nan"), float("inf"), -float("inf"), huge], dtype=torch.float64)
+    bad = torch.tensor([float("nan"), float("inf"), -float("inf"), huge], dtype=torch.float64)
+    x[[1, 7, 8, 30], [0, 2, 1, 1]] = bad
     x[12] = float("nan")
     x, grid, params = x.to(dtype), grid.to(dtype), [p.to(dtype) for p in params]
     bad = ~torch.isfinite(x).all(1)

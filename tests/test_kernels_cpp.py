@@ -6,8 +6,7 @@ Tests that run the extension skip when it cannot be built here (no compiler / ni
 import pytest
 import torch
 
-from kanlab import splines
-from kanlab import kernels
+from kanlab import kernels, splines
 from kanlab.kernels import FUSED_MIN_ELEMENTS, extension, fused, fused_sparse, kan_linear, kan_linear_reference
 from kanlab.kernels.local import uniform_basis_matrices
 

@@ -62,7 +62,6 @@ def test_continual_learning_kan_keeps_first_peak():
 
     from benchmarks.paper import continual
     from benchmarks.paper.common import QUICK
-
     from kanlab.datasets import continual_peaks
     s = dataclasses.replace(QUICK, e_steps=20)
     phases = continual_peaks(n_per_phase=s.e_points, n_test=200, seed=0)
@@ -98,7 +97,6 @@ def test_jobs_flag_rejects_non_positive(tmp_path):
 
 def test_grid_extension_restarts_extend_the_seed_with_lowest_training_rmse():
     from benchmarks.paper.common import grid_extension
-
     from kanlab.datasets import FEYNMAN, sample_function
     data = sample_function(FEYNMAN["I.16.6"], n_train=64, n_test=64, seed=0)
     alone = [grid_extension([2, 2, 1], data, (3, 5), 3, seed=s)[1] for s in (0, 1, 2)]

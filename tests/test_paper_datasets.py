@@ -6,9 +6,20 @@ import pytest
 import torch
 
 from kanlab import Dataset
-from kanlab.datasets import (FEYNMAN, SPECIAL, TOY, continual_peaks, feynman_dataset, peaks,
-                             poisson_problem, poisson_solution, poisson_source, sample_function,
-                             special_dataset, toy_dataset)
+from kanlab.datasets import (
+    FEYNMAN,
+    SPECIAL,
+    TOY,
+    continual_peaks,
+    feynman_dataset,
+    peaks,
+    poisson_problem,
+    poisson_solution,
+    poisson_source,
+    sample_function,
+    special_dataset,
+    toy_dataset,
+)
 
 sp = pytest.importorskip("scipy.special")
 
@@ -123,7 +134,8 @@ def test_special_closed_forms():
 
 def test_real_spherical_harmonics_closed_forms():
     g = torch.Generator().manual_seed(0)
-    polar, az = torch.rand(50, generator=g, dtype=torch.float64) * math.pi, torch.rand(50, generator=g, dtype=torch.float64) * 2 * math.pi
+    polar = torch.rand(50, generator=g, dtype=torch.float64) * math.pi
+    az = torch.rand(50, generator=g, dtype=torch.float64) * 2 * math.pi
     x = torch.stack([polar, az], 1)
     c, s = torch.cos(polar), torch.sin(polar)
     expected = {

@@ -8,7 +8,7 @@ import kanlab
 from kanlab import KAN
 from kanlab.datasets import from_function
 from kanlab.pruning import attribute, feature_scores, prune, prune_inputs, remove_edge, remove_node
-from kanlab.sparse import fit_sparse
+from kanlab.sparse_fit import fit_sparse
 
 
 def uniform(n, d, seed=0, dtype=torch.float64):

@@ -14,7 +14,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from kanlab.sklearn import KANClassifier, KANRegressor, expected_failed_checks  # noqa: E402
 from kanlab.sklearn._recipe import scale_inputs  # noqa: E402
-from conftest import has_module  # noqa: E402
 
 # the suite's fast configuration: one L-BFGS step (up to 20 iterations) per grid; a second one
 # runs the validation path (penalty choice, grid schedule, refit) on every check's data
@@ -129,8 +128,6 @@ def test_formula_in_original_units(monkeypatch):
         KANRegressor(**FAST).fit(X, y).sympy()
 
 
-
-@pytest.mark.skipif(not has_module("kanlab.symbolic.edges"), reason="kanlab.symbolic absent")
 def test_real_symbolic_formula():
     sympy = pytest.importorskip("sympy")
     X, y = _xy()

@@ -13,8 +13,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from kanlab import KAN  # noqa: E402
 from kanlab.sklearn import KANClassifier, KANRegressor  # noqa: E402
-from kanlab.sklearn._recipe import (AUTO_ALPHAS, _EarlyStopping, _Fit, make_plan,  # noqa: E402
-                                    simplest_within_one_se)
+from kanlab.sklearn._recipe import AUTO_ALPHAS, _EarlyStopping, _Fit, make_plan, simplest_within_one_se  # noqa: E402
 
 
 def test_plan_is_sized_to_the_data():

@@ -5,8 +5,15 @@ import torch
 sympy = pytest.importorskip("sympy")
 
 import kanlab  # noqa: E402
-from kanlab.symbolic import (compile_formula, library_names, round_constants, symbolic_formula,  # noqa: E402
-                             to_latex, to_numpy, to_torch)
+from kanlab.symbolic import (  # noqa: E402
+    compile_formula,
+    library_names,
+    round_constants,
+    symbolic_formula,
+    to_latex,
+    to_numpy,
+    to_torch,
+)
 from kanlab.symbolic.formula import nice_number  # noqa: E402
 
 x0, x1, x2 = sympy.symbols("x0 x1 x2")

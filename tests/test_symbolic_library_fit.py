@@ -1,13 +1,17 @@
 """Library entries against sympy (the oracle), safe forms, and the affine fit."""
-import math
-
 import pytest
 import torch
 
 sympy = pytest.importorskip("sympy")
 
-from kanlab.symbolic import (SingularFitError, fit_functions, get_function, library_names,  # noqa: E402
-                             rank_candidates, register)
+from kanlab.symbolic import (  # noqa: E402
+    SingularFitError,
+    fit_functions,
+    get_function,
+    library_names,
+    rank_candidates,
+    register,
+)
 from kanlab.symbolic.library import canonical_params  # noqa: E402
 
 DOMAIN = {"sqrt": (0.1, 3), "x^1.5": (0.1, 3), "1/sqrt": (0.1, 3), "log": (0.1, 3), "arcsin": (-0.95, 0.95),

@@ -36,7 +36,7 @@ sympy = pytest.importorskip("sympy")
 
 import kanlab  # noqa: E402
 from kanlab.datasets import from_function  # noqa: E402
-from kanlab.sparse import fit_sparse  # noqa: E402
+from kanlab.sparse_fit import fit_sparse  # noqa: E402
 from kanlab.symbolic import polish_symbolic, to_numpy  # noqa: E402
 
 x0, x1 = sympy.symbols("x0 x1")

@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-import kanlab
 from kanlab import KAN, TrainingDiverged
 from kanlab.datasets import from_function
 
@@ -36,6 +35,22 @@ def test_adam_minibatch_and_dataloader():
     model2 = KAN([2, 3, 1], seed=0, dtype=torch.float64)
     hist2 = model2.fit(loader, steps=20, optimizer="adamw", lr=1e-2, test_data=data, progress=False)
     assert len(hist2.test_rmse) == 20 and hist2.test_rmse[-1] < hist2.test_rmse[0]
+
+
+def test_grid_update_waits_for_a_batch_of_two_rows():
+    # a data loader whose first batch has one row: that step's grid update is skipped (one
+    # sample cannot place a grid), the later ones run on the 5-row batches
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(1, 1, generator=gen), torch.rand(1, 1, generator=gen))]
+    batches += [(torch.rand(5, 1, generator=gen), torch.rand(5, 1, generator=gen)) for _ in range(7)]
+    model = KAN([1, 2, 1], seed=0)
+    hist = model.fit(batches, steps=8, optimizer="adam", progress=False)
+    assert hist.grid_update_steps == [1, 2, 3]  # window: steps 0-3 (stop = steps // 2)
+    grid, k = model.layers[0].grid[0], model.layers[0].spline_order
+    lo, hi = float(batches[3][0].min()), float(batches[3][0].max())  # the last update's batch
+    pad = 0.02 * (hi - lo)  # splines.adaptive_grid's margin
+    assert float(grid[k]) == pytest.approx(lo - pad, abs=1e-6)
+    assert float(grid[-k - 1]) == pytest.approx(hi + pad, abs=1e-6)
 
 
 def test_same_seed_same_history_and_parameters():

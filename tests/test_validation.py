@@ -178,7 +178,8 @@ def test_fit_argument_errors_change_nothing():
     before = _state(model)
     cases = [(dict(max_iter=0), ValueError, "max_iter"), (dict(grid_update_num=0), ValueError, "grid_update_num"),
              (dict(callbacks=print), TypeError, r"callbacks=\[cb\]"), (dict(callbacks=[1]), TypeError, "callbacks"),
-             (dict(seed=1.5), TypeError, "seed"), (dict(lr="x"), TypeError, "lr"), (dict(lr=math.nan), ValueError, "lr"),
+             (dict(seed=1.5), TypeError, "seed"), (dict(lr="x"), TypeError, "lr"),
+             (dict(lr=math.nan), ValueError, "lr"),
              (dict(batch_size=2.0), TypeError, "batch_size"), (dict(lamb=-1), ValueError, "lamb"),
              (dict(update_grid="yes"), TypeError, "update_grid"), (dict(optimizer="sgd"), ValueError, "optimizer"),
              (dict(loss=lambda p, y: (p - y) ** 2), ValueError, "loss must return a scalar"),

@@ -6,7 +6,7 @@ import torch
 import kanlab
 from kanlab.datasets import PEAK_CENTERS, continual_peaks, peaks
 
-from .common import DTYPE, MLP, fmt, figure, n_params, save, table
+from .common import DTYPE, MLP, figure, fmt, n_params, save, table
 
 
 def _rmse(model, d) -> float:
@@ -60,7 +60,8 @@ def _section(s, kan, mlp, kan_err, mlp_err, fig) -> str:
         f"y = sum of exp(-300 (x - c)^2) over c in {list(PEAK_CENTERS)}; phase i trains only on x in "
         f"[-1 + 0.4 i, -0.6 + 0.4 i] ({s.e_points} points), {s.e_steps} LBFGS steps per phase (paper: 100). "
         f"KAN [1,1], G = 200, k = 3, base branch off (`base_activation=\"zero\"`), no grid update, "
-        f"only the spline coefficients trained ({n_params(kan)} params); MLP {[1, *s.e_mlp_hidden, 1]} SiLU ({n_params(mlp)} params), same loop. "
+        f"only the spline coefficients trained ({n_params(kan)} params); "
+        f"MLP {[1, *s.e_mlp_hidden, 1]} SiLU ({n_params(mlp)} params), same loop. "
         "RMSE on each peak's region (200 evenly spaced points). Paper: the KAN keeps earlier peaks "
         "(RMSE ~4e-6), MLPs forget.\n",
         table(header, rows) + "\n",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kanlab.datasets import toy_dataset
 
-from .common import fmt, figure, grid_extension, loglog_slope, save, table
+from .common import figure, fmt, grid_extension, loglog_slope, save, table
 
 # pykan 0.0 scaling tutorial (3000 points), [2,1,1]: test RMSE by G
 PAPER_211 = {5: 6.77e-3, 10: 3.35e-4, 20: 1.86e-5, 50: 4.93e-7, 100: 3.27e-8}
@@ -26,9 +26,10 @@ def _slope(records) -> float:
 
 
 def _section(results, s, fig_name) -> str:
-    out = [f"## (a) Grid extension on exp(sin(pi x) + y^2)\n",
+    out = ["## (a) Grid extension on exp(sin(pi x) + y^2)\n",
            f"{s.a_points} training points, 1000 test points, float64, LBFGS {s.a_steps} steps per grid "
-           f"(paper: 200), uniform grid updates (grid_eps=1) every 5 steps until step 50 of each stage, refine placed on the data; "
+           "(paper: 200), uniform grid updates (grid_eps=1) every 5 steps until step 50 of each stage, "
+           "refine placed on the data; "
            f"G = {list(s.a_grids)}.\n"]
     for name, records in results.items():
         rows = [(r["G"], r["params"], r["train"], r["test"],

@@ -50,7 +50,7 @@ def train(model, p, steps, eval_every, curve, offset=0, grid_updates=False):
             model.update_grid(p.interior)  # the pykan recipe: every 5 steps until step 50
             opt = _lbfgs(model)
 
-        def closure():
+        def closure(opt=opt):
             opt.zero_grad(set_to_none=True)
             loss = pde_loss(model, p)
             loss.backward()

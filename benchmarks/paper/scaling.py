@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kanlab.datasets import TOY, toy_dataset
 
-from .common import fmt, figure, grid_extension, loglog_slope, save, table, train_mlp
+from .common import figure, grid_extension, loglog_slope, save, table, train_mlp
 
 # The paper's KAN shapes (Sec. 3.1) and a seed per shape.
 KAN_SHAPES = {"bessel_j0": ([1, 1], 0), "exp_sin_sq": ([2, 1, 1], 2), "product": ([2, 2, 1], 0),
@@ -49,7 +49,7 @@ def _section(results, s, fig) -> str:
     detail = []
     for name, (width, kan, mlps) in results.items():
         detail += [(name, f"KAN {width} G={r['G']}", r["params"], r["train"], r["test"]) for r in kan]
-        for depth, rs in mlps.items():
+        for rs in mlps.values():
             detail += [(name, f"MLP {list(r['hidden'])}", r["params"], r["train"], r["test"]) for r in rs]
     out.append(table(["function", "model", "params", "train RMSE", "test RMSE"], detail) + "\n")
     out.append(f"![scaling laws]({fig})\n")

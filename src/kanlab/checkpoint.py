@@ -67,7 +67,9 @@ class Checkpointer:
         if next(saved.parameters()).dtype != param.dtype:
             raise ValueError(f"resume={str(self.resume)!r} holds a {next(saved.parameters()).dtype} model, "
                              f"the one given is {param.dtype}")
-        model.symbolic = saved.symbolic.to(device=param.device, dtype=param.dtype)
+        model.symbolic.clear()
+        for key, sym in saved.symbolic.items():
+            model.symbolic[key] = sym.to(device=param.device, dtype=param.dtype)
         model.load_state_dict(saved.state_dict())
         self._state = state
         return int(state["step"])

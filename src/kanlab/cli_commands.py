@@ -85,8 +85,8 @@ def write_table(frame, out) -> None:
 
 def _model_inputs(model: KAN, data_path):
     frame = read_table(data_path)
-    names = model.config.input_names
-    if names is None:
+    names = list(model.config.input_names or ())
+    if not names:
         names = [c for c in frame.columns if c not in (model.config.output_names or ())][: model.n_inputs]
         if len(names) != model.n_inputs:
             raise ValueError(f"{data_path}: the model needs {model.n_inputs} input columns, the table has "

@@ -22,7 +22,7 @@ from .cli_symbolic import scores, snap_if_it_keeps_the_fit
 from .datasets.core import Dataset
 from .datasets.tables import default_features, read_table, table_arrays
 from .network import KAN
-from .sparse import fit_sparse
+from .sparse_fit import fit_sparse
 
 __all__ = ["run_fit", "FIT_OUTPUTS", "MAX_INTEGER_CLASSES", "DEFAULT_GRIDS", "PRUNE_LAMB", "PRUNE_SPARSE_LAMB"]
 
@@ -229,11 +229,13 @@ def _plain_lamb(args) -> float:
 
 def _metrics(model: KAN, data: Dataset, has_test: bool, kind: str, args, features, targets, classes,
              grids, seconds: float) -> dict:
-    metrics = {"task": "classification" if classes is not None else "regression", "data": str(args.data),
-               "features": list(features), "targets": list(targets)}
+    task = "classification" if classes is not None else "regression"
+    metrics: dict[str, object] = {"task": task, "data": str(args.data), "features": list(features),
+                                  "targets": list(targets)}
     if classes is not None:
         metrics["classes"] = classes
-    metrics.update({"n_train": int(data.train_input.shape[0]), "n_test": int(data.test_input.shape[0]) if has_test else 0,
+    n_test = int(data.test_input.shape[0]) if has_test else 0
+    metrics.update({"n_train": int(data.train_input.shape[0]), "n_test": n_test,
                     "width": model.width, "grid_sizes": grids, "grid_size": model.config.grid_size,
                     "n_params": model.n_params(), "pruned": bool(args.prune),
                     "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),

@@ -53,7 +53,8 @@ def snap_if_it_keeps_the_fit(model, data, has_test: bool, kind: str, fit_kw: dic
     try:  # polish the constants a, b, c, d of every snapped edge
         candidate.fit(data, **dict(fit_kw, update_grid=False))
     except TrainingDiverged as err:
-        return dict(report, model=model, kept=False, message=f"numeric model kept: polishing the formula failed ({err})")
+        message = f"numeric model kept: polishing the formula failed ({err})"
+        return dict(report, model=model, kept=False, message=message)
     report["symbolic_scores"] = sym = scores(candidate, kind, x, y)
     num, new = report["numeric_scores"][metric], sym[metric]
     ratio = new / num if num > 0 else (1.0 if new == 0 else math.inf)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-__all__ = ["translate", "require_data", "PYKAN_ARGUMENTS"]
+__all__ = ["translate", "merge_pykan", "require_data", "PYKAN_ARGUMENTS"]
 
 
 def _lower(value):
@@ -95,6 +95,27 @@ def translate(method: str, kwargs: dict) -> dict:
         if new_name in kwargs:
             raise TypeError(f"{method}() got both {name}= (pykan's spelling) and {new_name}=; give {new_name}= only")
         out[new_name] = convert(value)
+    return out
+
+
+def merge_pykan(method: str, args: dict, defaults: dict, pykan_kwargs: dict) -> dict:
+    """A method's explicit ``args`` with ``pykan_kwargs`` translated (:func:`translate`) on top.
+
+    For methods whose signature lists kanlab's arguments (``KAN.fit``): a pykan spelling
+    replaces its kanlab argument, which must then still be at its default (``defaults``);
+    names that are neither pass through, for the callee to reject.
+
+    Example:
+        >>> merge_pykan("fit", {"optimizer": "lbfgs"}, {"optimizer": "lbfgs"}, {"opt": "Adam"})
+        {'optimizer': 'adam'}
+    """
+    table = PYKAN_ARGUMENTS.get(method, {})
+    out = dict(args)
+    for name, value in translate(method, pykan_kwargs).items():
+        if name in args and args[name] is not defaults[name] and args[name] != defaults[name]:
+            pykan = next(k for k, e in table.items() if k in pykan_kwargs and isinstance(e, tuple) and e[0] == name)
+            raise TypeError(f"{method}() got both {pykan}= (pykan's spelling) and {name}=; give {name}= only")
+        out[name] = value
     return out
 
 

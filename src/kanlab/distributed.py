@@ -61,7 +61,7 @@ def init_from_env(backend: str | None = None) -> bool:
     return True
 
 
-def data_parallel() -> "DataParallel | None":
+def data_parallel() -> DataParallel | None:
     """The helper :func:`kanlab.fit` uses under torch.distributed, None otherwise."""
     return DataParallel() if is_distributed() else None
 
@@ -142,9 +142,9 @@ class DataParallel:
         n = torch.tensor([x.shape[0]], dtype=torch.long, device=x.device)
         counts = [torch.zeros_like(n) for _ in range(self.world_size)]
         self.dist.all_gather(counts, n)
-        counts = [int(c) for c in counts]
-        padded = x.new_zeros((max(counts),) + tuple(x.shape[1:]))
+        rows = [int(c) for c in counts]
+        padded = x.new_zeros((max(rows), *x.shape[1:]))
         padded[: x.shape[0]] = x
         parts = [torch.empty_like(padded) for _ in range(self.world_size)]
         self.dist.all_gather(parts, padded.contiguous())
-        return torch.cat([p[:c] for p, c in zip(parts, counts)])
+        return torch.cat([p[:c] for p, c in zip(parts, rows)])

@@ -49,12 +49,12 @@ def edge_moments(edge_fn, h: Tensor, n_edges: int, chunk_elements: int | None = 
     Returns:
         ``mean`` and ``std``, each ``(n_out, n_in)`` (std is 0 for N = 1).
     """
-    count, mean, m2 = 0, None, None
+    count, mean, m2 = 0, h.new_zeros(()), h.new_zeros(())
     for lo, hi in _chunks(h.shape[0], n_edges, chunk_elements or CHUNK_ELEMENTS):
         e = edge_fn(h[lo:hi])  # (c, n_out, n_in)
         c, m = hi - lo, e.mean(dim=0)
         s = (e - m).square().sum(dim=0)
-        if mean is None:
+        if count == 0:
             count, mean, m2 = c, m, s
             continue
         delta = m - mean
@@ -90,7 +90,8 @@ def feature_covariance(layer, h: Tensor, chunk_elements: int | None = None) -> T
         fc = f - f.mean(dim=0)
         return torch.einsum("nia,nib->iab", fc, fc) / (n - 1)
     with torch.no_grad():
-        shift, s1, s2 = None, 0, 0
+        shift: Tensor | None = None
+        s1, s2 = h.new_zeros(()), h.new_zeros(())  # broadcast up to (n_in, nb+1) and (n_in, nb+1, nb+1)
         for lo, hi in _chunks(n, h.shape[1] * (layer.n_basis + 1), chunk_elements or CHUNK_ELEMENTS):
             f = _features(layer, h[lo:hi])
             shift = f.mean(dim=0) if shift is None else shift

@@ -16,6 +16,7 @@ import io as _io
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -84,7 +85,7 @@ def to_onnx(model: KAN, args=None, f=None, opset: int | None = None, dynamic_bat
     if not path.parent.is_dir():
         raise ValueError(f"cannot write {str(path)!r}: directory {str(path.parent)!r} does not exist")
     x = example if example is not None else example_input(model)
-    kwargs = {"opset_version": opset} if opset is not None else {}
+    kwargs: dict[str, Any] = {"opset_version": opset} if opset is not None else {}
     sink = _io.StringIO()  # the exporter reports progress on stdout; library code stays quiet
     with _inference(model), contextlib.redirect_stdout(sink):
         torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=True,

@@ -5,7 +5,8 @@ for a batch that only shows up later, before that batch touches the model).
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Mapping
+from typing import Callable
 
 import torch
 from torch import Tensor

@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import struct
 import tempfile
 import time
@@ -68,8 +69,6 @@ def save(model: KAN, path, metadata: dict | None = None) -> bool:
         >>> model = KAN(width=[2, 3, 1])
         >>> model.save("model.kan"); same = load("model.kan")  # doctest: +SKIP
     """
-    from safetensors.torch import save as st_save
-
     from .distributed import is_rank_zero
 
     if not isinstance(model, KAN):
@@ -267,7 +266,8 @@ def remove_stale_temporaries(path, max_age: float = STALE_TEMP_SECONDS) -> list[
     """
     path = Path(path)
     pattern = re.compile(r"^\." + re.escape(path.name) + r"\.[a-z0-9_]{8}\.tmp$")
-    removed, now = [], time.time()
+    removed: list[Path] = []
+    now, uid = time.time(), getattr(os, "getuid", lambda: None)()
     try:
         candidates = [p for p in path.parent.iterdir() if pattern.match(p.name)]
     except OSError:
@@ -275,7 +275,8 @@ def remove_stale_temporaries(path, max_age: float = STALE_TEMP_SECONDS) -> list[
     for p in candidates:
         try:
             st = p.lstat()
-            if (st.st_mode & 0o170000) == 0o100000 and st.st_uid == getattr(os, "getuid", lambda: st.st_uid)() and now - st.st_mtime > max_age:
+            ours = uid is None or st.st_uid == uid
+            if stat.S_ISREG(st.st_mode) and ours and now - st.st_mtime > max_age:
                 p.unlink()
                 removed.append(p)
         except OSError:  # gone already, or not ours to remove

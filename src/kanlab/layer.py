@@ -8,8 +8,7 @@ from torch import Tensor, nn
 
 from . import kernels, splines
 from .activations import base_function
-from .validation import (check_dtype, check_finite, check_float, check_grid_range, check_input, check_int,
-                         check_memory)
+from .validation import check_dtype, check_finite, check_float, check_grid_range, check_input, check_int, check_memory
 
 __all__ = ["KANLayer", "estimate_layer_bytes"]
 
@@ -62,6 +61,10 @@ class KANLayer(nn.Module):
         >>> layer(torch.zeros(4, 2)).shape
         torch.Size([4, 3])
     """
+
+    # buffers (registered in __init__; declared here for type checkers)
+    grid: Tensor  # (in_features, grid_size + 2 * spline_order + 1) knots
+    mask: Tensor  # (out_features, in_features) 1 = live edge, 0 = pruned
 
     def __init__(self, in_features: int, out_features: int, grid_size: int = 5, spline_order: int = 3,
                  grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 1.0,
@@ -204,7 +207,7 @@ class KANLayer(nn.Module):
         return coef
 
     @torch.no_grad()
-    def refine(self, grid_size: int, x: Tensor | None = None) -> "KANLayer":
+    def refine(self, grid_size: int, x: Tensor | None = None) -> KANLayer:
         """A new layer on a grid of ``grid_size`` intervals representing the same function.
 
         Without ``x`` the grid keeps its range and local density; uniform G -> m * G

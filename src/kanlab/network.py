@@ -4,19 +4,37 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import inspect
 import numbers
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
 
 from . import kernels
 from .activations import base_function
-from .compat import require_data, translate
+from .compat import merge_pykan, require_data, translate
 from .layer import KANLayer, estimate_layer_bytes
-from .validation import (as_model_input, check_dtype, check_finite, check_float, check_grid_range, check_input,
-                         check_int, check_device, check_memory, check_names, check_seed)
+from .validation import (
+    as_model_input,
+    check_device,
+    check_dtype,
+    check_finite,
+    check_float,
+    check_grid_range,
+    check_input,
+    check_int,
+    check_memory,
+    check_names,
+    check_seed,
+)
+
+if TYPE_CHECKING:  # for annotations only: symbolic imports network, not the other way round
+    from .symbolic.edges import SymbolicEdges
+    from .symbolic.ops import EdgeChoice, Suggestion
+    from .training import History
 
 __all__ = ["KAN", "KANConfig", "LayerActivations", "normalize_width"]
 
@@ -68,7 +86,7 @@ class KANConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "KANConfig":
+    def from_dict(cls, d: dict) -> KANConfig:
         """Inverse of :meth:`to_dict`; unknown or missing keys and bad values raise ValueError / TypeError."""
         if not isinstance(d, dict):
             raise TypeError(f"a KAN config must be a dict, got {type(d).__name__}")
@@ -109,12 +127,13 @@ class LayerActivations:
 
     def __init__(self, inputs: Tensor, outputs: Tensor, edge_fn):
         self.inputs, self.outputs, self._edge_fn = inputs, outputs, edge_fn
-        self._edges = None
+        self._edges: Tensor | None = None
 
     @property
     def edges(self) -> Tensor:
         if self._edges is None:
-            self._edges = self._edge_fn(self.inputs)
+            self._edges = edges = self._edge_fn(self.inputs)
+            return edges
         return self._edges
 
     def edge(self, j: int, i: int) -> Tensor:
@@ -132,6 +151,12 @@ class LayerActivations:
         return iter((self.inputs, self.edges, self.outputs))
 
 
+def _layer_list(layers: Iterable[KANLayer]) -> Sequence[KANLayer]:
+    """An ``nn.ModuleList`` of ``layers`` (registered: its parameters are the model's), typed as
+    the sequence of :class:`KANLayer` it holds."""
+    return cast("Sequence[KANLayer]", nn.ModuleList(layers))
+
+
 def normalize_width(width) -> tuple[tuple[int, int], ...]:
     """``[2, [5, 2], 1]`` -> ``((2, 0), (5, 2), (1, 0))``, with clear errors."""
     if isinstance(width, (str, bytes)) or not (isinstance(width, Sequence) or hasattr(width, "__array__")):
@@ -139,15 +164,15 @@ def normalize_width(width) -> tuple[tuple[int, int], ...]:
     width = list(width)
     if len(width) < 2:
         raise ValueError(f"width must have at least two entries (inputs and outputs), got {width!r}")
-    out = []
+    out: list[tuple[int, int]] = []
     for i, w in enumerate(width):
         pair = (w,) if isinstance(w, numbers.Integral) else tuple(w) if isinstance(w, Sequence) else None
         if pair is None or len(pair) not in (1, 2) or (len(pair) == 1 and not isinstance(w, numbers.Integral)):
             raise TypeError(f"width[{i}] must be an int >= 1 or a pair [n_sum, n_mult], got {w!r}")
-        pair = tuple(check_int(f"width[{i}]", v, 0) for v in pair) + (0,) * (2 - len(pair))
-        if pair[0] + pair[1] < 1:
+        counts = [check_int(f"width[{i}]", v, 0) for v in pair] + [0] * (2 - len(pair))
+        if counts[0] + counts[1] < 1:
             raise ValueError(f"width[{i}] must have at least one node, got {w!r}")
-        out.append(pair)
+        out.append((counts[0], counts[1]))
     if out[0][1]:
         raise ValueError(f"width[0] (the inputs) cannot have multiplication nodes, got {width[0]!r}")
     return tuple(out)
@@ -165,6 +190,8 @@ class KAN(nn.Module):
         mult_arity: operands of each multiplication node.
         seed: initialisation seed (the same seed gives the same parameters).
         dtype, device: of the parameters.
+        input_names, output_names: names of the inputs and outputs (formulas, plots, the CLI).
+        config: a :class:`KANConfig` to build from instead of the arguments above.
 
     Shape:
         input ``(..., width[0])`` -> output ``(..., width[-1])``.
@@ -180,6 +207,7 @@ class KAN(nn.Module):
                  noise_scale: float = 0.1, mult_arity: int = 2, seed: int = 0, dtype=None, device=None,
                  *, grid: int | None = None, k: int | None = None, input_names=None, output_names=None,
                  config: KANConfig | None = None):
+        """Build the layers from ``config``, or from the arguments (see the class docstring)."""
         super().__init__()
         if config is None:
             config = KANConfig(width=width, grid_size=_alias("grid_size", grid_size, "grid", grid, 5),
@@ -196,14 +224,14 @@ class KAN(nn.Module):
                      config.estimate_bytes(dtype), device)
         self.config = config
         gen = torch.Generator().manual_seed(config.seed)
-        self.layers = nn.ModuleList(
+        self.layers = _layer_list(
             KANLayer(n_in, n_out, config.grid_size, config.spline_order, config.grid_range,
                      config.base_activation, config.grid_eps, config.noise_scale,
                      dtype=dtype, device=device, generator=gen)
             for n_in, n_out in config.layer_shapes())
         # Symbolic edges per layer (filled by kanlab.symbolic), keyed by the layer index.
         # Each module maps (N, n_in) -> (N, n_out) and has edges(x) -> (N, n_out, n_in).
-        self.symbolic = nn.ModuleDict()
+        self.symbolic = cast("MutableMapping[str, SymbolicEdges]", nn.ModuleDict())
         self._init_signature = self._signature()
 
     # ------------------------------------------------------------------ description
@@ -379,7 +407,7 @@ class KAN(nn.Module):
         return h
 
     @torch.no_grad()
-    def refine(self, grid_size: int, x: Tensor | None = None) -> "KAN":
+    def refine(self, grid_size: int, x: Tensor | None = None) -> KAN:
         """A new model on grids of ``grid_size`` intervals representing the same function
         (grid extension: fit coarse, refine, fit again).
 
@@ -396,8 +424,8 @@ class KAN(nn.Module):
         h = None if x is None else self._check_grid_data(x, grid_size)
         new = copy.deepcopy(self)
         new.config = config
-        if x is None:
-            new.layers = nn.ModuleList(layer.refine(grid_size) for layer in self.layers)
+        if h is None:
+            new.layers = _layer_list(layer.refine(grid_size) for layer in self.layers)
             return new
         layers = []
         for l, layer in enumerate(self.layers):
@@ -405,20 +433,40 @@ class KAN(nn.Module):
                 check_finite(h, f"the activations x produces at layer {l}")
             layers.append(layer.refine(grid_size, h))
             h = self.layer_step(l, h)  # the old layer: the function being kept
-        new.layers = nn.ModuleList(layers)
+        new.layers = _layer_list(layers)
         return new
 
-    def copy(self) -> "KAN":
+    def copy(self) -> KAN:
         """An independent deep copy."""
         return copy.deepcopy(self)
 
     # ------------------------------------------------------------------ training
-    def fit(self, data, **kwargs):
-        """Train in place; see :func:`kanlab.training.fit` for the arguments (pykan's ``opt=``,
-        ``loss_fn=``, ``batch=`` are accepted, see :mod:`kanlab.compat`). Returns a History."""
+    def fit(self, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
+            batch_size: int | None = None, loss="mse", lamb: float = 0.0, lamb_l1: float = 1.0,
+            lamb_entropy: float = 2.0, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0,
+            update_grid: bool = True, grid_update_num: int = 10, start_grid_update_step: int = -1,
+            stop_grid_update_step: int | None = None, weight_decay: float = 0.0, test_data=None,
+            callbacks: Iterable[Callable] = (), progress: bool = True, seed: int = 0,
+            eval_every: int = 1, max_iter: int = 20, checkpoint=None, checkpoint_every: int = 10,
+            resume=None, warm_start="auto", **pykan_kwargs) -> History:
+        """Train in place: :func:`kanlab.training.fit` (each argument is described there).
+
+        pykan's spellings ``opt=``, ``loss_fn=`` and ``batch=`` are accepted in place of
+        ``optimizer=``, ``loss=`` and ``batch_size=`` (:mod:`kanlab.compat`).
+
+        Returns:
+            The :class:`~kanlab.training.History` of the run.
+
+        Example:
+            >>> model = KAN([2, 3, 1], seed=0)
+            >>> x = torch.rand(64, 2) * 2 - 1
+            >>> history = model.fit((x, x[:, :1] * x[:, 1:]), steps=5, progress=False)
+        """
+        args = {k: v for k, v in locals().items() if k not in ("self", "data", "pykan_kwargs")}
         from .training import fit
 
-        return fit(self, data, **translate("fit", kwargs))
+        defaults = {k: p.default for k, p in inspect.signature(KAN.fit).parameters.items()}
+        return fit(self, data, **merge_pykan("fit", args, defaults, pykan_kwargs))
 
     # ------------------------------------------------------------------ interpretability
     # Thin delegations: the work lives in kanlab.pruning / plotting / symbolic / io.
@@ -435,7 +483,7 @@ class KAN(nn.Module):
         return feature_scores(self, x)
 
     def prune(self, x: Tensor | None = None, node_threshold: float = 1e-2, edge_threshold: float = 3e-2,
-              **pykan_kwargs) -> "KAN":
+              **pykan_kwargs) -> KAN:
         """A new, physically smaller KAN without unimportant nodes and edges, scored on ``x``."""
         from .pruning import prune
 
@@ -443,19 +491,19 @@ class KAN(nn.Module):
                   **translate("prune", pykan_kwargs))
         return prune(self, require_data(x, "prune"), **kw)
 
-    def prune_inputs(self, x: Tensor, threshold: float = 1e-2) -> "KAN":
+    def prune_inputs(self, x: Tensor, threshold: float = 1e-2) -> KAN:
         """A new KAN without the inputs scoring below ``threshold`` (input names are kept)."""
         from .pruning import prune_inputs
 
         return prune_inputs(self, x, threshold=threshold)
 
-    def remove_edge(self, l: int, i: int, j: int) -> "KAN":
+    def remove_edge(self, l: int, i: int, j: int) -> KAN:
         """A new KAN without the edge from node ``i`` of layer ``l`` to node ``j`` of layer ``l + 1``."""
         from .pruning import remove_edge
 
         return remove_edge(self, l, i, j)
 
-    def remove_node(self, l: int, i: int) -> "KAN":
+    def remove_node(self, l: int, i: int) -> KAN:
         """A new KAN without hidden node ``i`` of node layer ``l``."""
         from .pruning import remove_node
 
@@ -474,28 +522,75 @@ class KAN(nn.Module):
         return plot_edge(self, l, i, j, x, **kwargs)
 
     # ------------------------------------------------------------------ symbolic
-    def suggest_symbolic(self, l: int, i: int, j: int, x: Tensor | None = None, **kwargs):
+    def suggest_symbolic(self, l: int, i: int, j: int, x: Tensor | None = None, **kwargs) -> list[Suggestion]:
+        """Rank library functions for the edge from node ``i`` of layer ``l`` to node ``j`` of layer
+        ``l + 1``, each fit as ``c f(a u + b) + d`` to the edge's values on the inputs ``x``
+        ``(N, width[0])``; see :func:`kanlab.symbolic.suggest_symbolic` for the keyword arguments
+        (``library``, ``topk``, ``weight_simple``, ...). Needs sympy.
+
+        Returns:
+            Up to ``topk`` :class:`~kanlab.symbolic.Suggestion` ``(name, r2, score, params)``, best first.
+
+        Example:
+            >>> model.suggest_symbolic(0, 0, 0, x, library=["x", "x^2", "sin"])  # doctest: +SKIP
+        """
         from .symbolic import suggest_symbolic
 
         return suggest_symbolic(self, l, i, j, require_data(x, "suggest_symbolic"),
                                 **translate("suggest_symbolic", kwargs))
 
-    def fix_symbolic(self, l: int, i: int, j: int, name: str, x: Tensor | None = None, **kwargs):
+    def fix_symbolic(self, l: int, i: int, j: int, name: str, x: Tensor | None = None, **kwargs) -> float | None:
+        """Replace edge ``(l, i, j)`` by ``c name(a u + b) + d``: the spline is switched off and the
+        closed form on. With ``x`` ``(N, width[0])`` the affine parameters are fit to the edge's
+        values there; without ``x``, ``params=(a, b, c, d)`` sets them (default ``(1, 0, 1, 0)``)
+        (:func:`kanlab.symbolic.fix_symbolic`). Undo with :meth:`unfix_symbolic`.
+
+        Returns:
+            The fit's r^2, or None without ``x``.
+
+        Example:
+            >>> r2 = model.fix_symbolic(0, 0, 0, "sin", x)  # doctest: +SKIP
+        """
         from .symbolic import fix_symbolic
 
         return fix_symbolic(self, l, i, j, name, x, **translate("fix_symbolic", kwargs))
 
     def unfix_symbolic(self, l: int, i: int, j: int) -> None:
+        """Make edge ``(l, i, j)`` numeric again (its spline is switched back on)."""
         from .symbolic import unfix_symbolic
 
         return unfix_symbolic(self, l, i, j)
 
-    def auto_symbolic(self, x: Tensor | None = None, **kwargs):
+    def auto_symbolic(self, x: Tensor | None = None, **kwargs) -> list[EdgeChoice]:
+        """Snap every numeric edge to its best library function, layer by layer, fit on the
+        activations the inputs ``x`` ``(N, width[0])`` produce; see
+        :func:`kanlab.symbolic.auto_symbolic` for ``library``, ``r2_threshold``, ``layers``, ...
+
+        Returns:
+            One :class:`~kanlab.symbolic.EdgeChoice` ``(l, i, j, name, r2, fixed)`` per edge considered.
+
+        Example:
+            >>> choices = model.auto_symbolic(x, library=["x", "x^2", "sin", "exp"])  # doctest: +SKIP
+        """
         from .symbolic import auto_symbolic
 
         return auto_symbolic(self, require_data(x, "auto_symbolic"), **translate("auto_symbolic", kwargs))
 
-    def symbolic_formula(self, var_names=None, **kwargs):
+    def symbolic_formula(self, var_names=None, **kwargs) -> list:
+        """One sympy expression per output, once every active edge is symbolic
+        (:func:`kanlab.symbolic.symbolic_formula`: ``simplify``, ``tolerance``, ...).
+
+        Args:
+            var_names: names or sympy symbols of the inputs (default: ``input_names`` or
+                ``x0, x1, ...``).
+
+        Raises:
+            ValueError: naming the edges that are still numeric.
+
+        Example:
+            >>> model.symbolic_formula()  # doctest: +SKIP
+            [sin(3.14159*x0) + x1**2]
+        """
         from .symbolic import symbolic_formula
 
         named = {} if var_names is None else {"var_names": var_names}

@@ -7,13 +7,16 @@ node ``i``, output ``j``), so figures can be inspected programmatically.
 """
 from __future__ import annotations
 
-import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .pruning import attribute
 from .validation import check_float, check_index, check_input, check_int
+
+if TYPE_CHECKING:
+    from .network import KAN
 
 __all__ = ["plot_network", "plot_edge", "edge_curves", "NUMERIC_COLOR", "SYMBOLIC_COLOR"]
 
@@ -22,7 +25,7 @@ SYMBOLIC_COLOR = "tab:red"
 _BOX_H = 0.34  # edge-box height as a fraction of the distance between node layers
 
 
-def _is_symbolic(model, l: int) -> Tensor:
+def _is_symbolic(model: KAN, l: int) -> Tensor:
     """``(n_out, n_in)`` bool: which edges of layer ``l`` are symbolic."""
     sym = model.symbolic[str(l)] if str(l) in model.symbolic else None
     if sym is None or not hasattr(sym, "mask"):
@@ -31,7 +34,7 @@ def _is_symbolic(model, l: int) -> Tensor:
 
 
 @torch.no_grad()
-def edge_curves(model, x: Tensor, n_points: int = 50) -> list[tuple[Tensor, Tensor]]:
+def edge_curves(model: KAN, x: Tensor, n_points: int = 50) -> list[tuple[Tensor, Tensor]]:
     """Every edge's function over the range its input takes on ``x`` ``(N, width[0])``.
 
     Returns, per layer, ``t`` ``(n_points, n_in)`` (column ``i`` spans node ``i``'s range)
@@ -48,7 +51,7 @@ def edge_curves(model, x: Tensor, n_points: int = 50) -> list[tuple[Tensor, Tens
     return out
 
 
-def _check_args(model, x, beta) -> None:
+def _check_args(model: KAN, x, beta) -> None:
     check_input(x, model.n_inputs, "x")
     check_float("beta", beta, 0.0, min_open=True)
 
@@ -57,7 +60,7 @@ def _node_x(n: int) -> list[float]:
     return [(k + 0.5) / n for k in range(n)]
 
 
-def _sub_positions(model, l: int) -> tuple[list[float], list[float], list[int]]:
+def _sub_positions(model: KAN, l: int) -> tuple[list[float], list[float], list[int]]:
     """x, y of layer ``l``'s outputs (mult operands sit just below their node) and the node
     each feeds."""
     n_sum, n_mult = model.config.width[l + 1]
@@ -66,7 +69,9 @@ def _sub_positions(model, l: int) -> tuple[list[float], list[float], list[int]]:
     xs, ys, owner = [], [], []
     dx = 0.25 / (n_sum + n_mult)
     for j in range(n_sum):
-        xs.append(xs_node[j]), ys.append(l + 1.0), owner.append(j)
+        xs.append(xs_node[j])
+        ys.append(l + 1.0)
+        owner.append(j)
     for m in range(n_mult):
         for a in range(ar):
             xs.append(xs_node[n_sum + m] + (a - (ar - 1) / 2) * dx / max(ar - 1, 1))
@@ -75,7 +80,7 @@ def _sub_positions(model, l: int) -> tuple[list[float], list[float], list[int]]:
     return xs, ys, owner
 
 
-def _names(model, input_names, output_names) -> tuple[list[str], list[str]]:
+def _names(model: KAN, input_names, output_names) -> tuple[list[str], list[str]]:
     cfg = model.config
     ins = input_names or cfg.input_names or [f"x{i}" for i in range(model.n_inputs)]
     outs = output_names or cfg.output_names or [f"y{j}" for j in range(model.n_outputs)]
@@ -130,7 +135,7 @@ def _rgba(color: str, alpha: float):
     return to_rgba(color, alpha)
 
 
-def plot_network(model, x: Tensor, *, title: str | None = None, beta: float = 3.0, n_points: int = 50,
+def plot_network(model: KAN, x: Tensor, *, title: str | None = None, beta: float = 3.0, n_points: int = 50,
                  input_names=None, output_names=None, scale: float = 1.0):
     """The network diagram: nodes in rows (inputs at the bottom), each edge drawn in its own
     box as its learned curve over the range its input takes on ``x``.
@@ -184,7 +189,7 @@ def plot_network(model, x: Tensor, *, title: str | None = None, beta: float = 3.
     return fig
 
 
-def plot_edge(model, l: int, i: int, j: int, x: Tensor, *, n_points: int = 200, title: str | None = None):
+def plot_edge(model: KAN, l: int, i: int, j: int, x: Tensor, *, n_points: int = 200, title: str | None = None):
     """One edge's function (line, gid ``"edge:{l}:{i}:{j}"``) over the range of its input on
     ``x`` ``(N, width[0])``, with the samples themselves as dots.
 

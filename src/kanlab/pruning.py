@@ -19,11 +19,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .validation import check_float, check_index, check_input
+
+if TYPE_CHECKING:
+    from .network import KAN
 
 __all__ = ["Attribution", "attribute", "feature_scores", "prune", "prune_inputs", "remove_edge",
            "remove_node", "select_nodes"]
@@ -58,7 +62,7 @@ class Attribution:
         return self.nodes[0]
 
 
-def _check_data(model, x) -> Tensor:
+def _check_data(model: KAN, x) -> Tensor:
     check_input(x, model.n_inputs, "x")
     x = x.reshape(-1, model.n_inputs)
     if x.shape[0] < 2:
@@ -72,7 +76,7 @@ def _check_threshold(name: str, value) -> float:
     return check_float(name, value, 0.0)
 
 
-def _node_to_sub(model, l: int, node_values: Tensor) -> Tensor:
+def _node_to_sub(model: KAN, l: int, node_values: Tensor) -> Tensor:
     """Spread node-layer ``l + 1`` values ``(n_nodes,)`` onto layer ``l``'s outputs
     ``(n_sum + arity * n_mult,)`` (each operand gets its mult node's value)."""
     n_sum, n_mult = model.config.width[l + 1]
@@ -80,14 +84,14 @@ def _node_to_sub(model, l: int, node_values: Tensor) -> Tensor:
     return torch.cat([node_values[:n_sum], node_values[n_sum:].repeat_interleave(ar)])
 
 
-def _sub_to_node_max(model, l: int, sub_values: Tensor) -> Tensor:
+def _sub_to_node_max(model: KAN, l: int, sub_values: Tensor) -> Tensor:
     n_sum, n_mult = model.config.width[l + 1]
     mult = sub_values[n_sum:].reshape(n_mult, model.config.mult_arity)
     return torch.cat([sub_values[:n_sum], mult.amax(dim=1) if n_mult else mult.sum(dim=1)])
 
 
 @torch.no_grad()
-def attribute(model, x: Tensor) -> Attribution:
+def attribute(model: KAN, x: Tensor) -> Attribution:
     """Edge, node and input importance of ``model`` on the samples ``x``.
 
     Args:
@@ -109,7 +113,7 @@ def attribute(model, x: Tensor) -> Attribution:
     mags = [s for _, s in moments]
     sub_std = [a.outputs.std(dim=0) for a in acts]  # (n_out,) per layer
     node = torch.ones(model.n_outputs, dtype=x.dtype, device=x.device)
-    nodes, edges = [node], []
+    nodes, edges = [node], []  # type: list[Tensor], list[Tensor]
     for l in range(model.depth - 1, -1, -1):
         sub = _node_to_sub(model, l, node)  # (n_out,)
         edge = mags[l] / (sub_std[l] + _EPS).unsqueeze(1) * sub.unsqueeze(1)  # (n_out, n_in)
@@ -121,7 +125,7 @@ def attribute(model, x: Tensor) -> Attribution:
     return Attribution(edges=edges, nodes=nodes, incoming=incoming, magnitudes=mags, means=means)
 
 
-def feature_scores(model, x: Tensor) -> Tensor:
+def feature_scores(model: KAN, x: Tensor) -> Tensor:
     """``(width[0],)`` importance of each input on the samples ``x`` ``(N, width[0])``."""
     return attribute(model, x).inputs
 
@@ -140,7 +144,7 @@ def _absorb(layer, out_idx: int, value: float, scores: Tensor | None, removed: T
     layer.coef.data[out_idx, i] += value / layer.scale_spline.data[out_idx, i]
 
 
-def _mask_edges(model, l: int, removed: Tensor, means: Tensor, scores: Tensor | None) -> None:
+def _mask_edges(model: KAN, l: int, removed: Tensor, means: Tensor, scores: Tensor | None) -> None:
     """Zero the edges ``removed`` ``(n_out, n_in)`` of layer ``l`` in place, folding their means in."""
     layer = model.layers[l]
     for j in range(removed.shape[0]):
@@ -152,13 +156,13 @@ def _mask_edges(model, l: int, removed: Tensor, means: Tensor, scores: Tensor | 
         sym.mask.data[removed] = 0.0
 
 
-def _sub_index(model, l: int, keep_nodes: Tensor) -> Tensor:
+def _sub_index(model: KAN, l: int, keep_nodes: Tensor) -> Tensor:
     """Indices of layer ``l``'s outputs that belong to the kept nodes of node layer ``l + 1``."""
     return torch.nonzero(_node_to_sub(model, l, keep_nodes.to(torch.float64)) > 0).flatten()
 
 
-def select_nodes(model, keep: list[Tensor], means: list[Tensor] | None = None,
-                 scores: list[Tensor] | None = None, input_names=None):
+def select_nodes(model: KAN, keep: list[Tensor], means: list[Tensor] | None = None,
+                 scores: list[Tensor] | None = None, input_names=None) -> KAN:
     """A new KAN with only the nodes ``keep[l]`` (bool ``(n_nodes_l,)`` per node layer).
 
     The outgoing edges of removed nodes are dropped with their ``means`` (per layer
@@ -179,9 +183,10 @@ def select_nodes(model, keep: list[Tensor], means: list[Tensor] | None = None,
         n_sum = cfg.width[l][0]
         width.append((int(k[:n_sum].sum()), int(k[n_sum:].sum())))
     names = cfg.input_names
-    if input_names is not None or names is not None:
-        names = tuple(input_names if input_names is not None else
-                      [n for n, kk in zip(names, keep[0].tolist()) if kk])
+    if input_names is not None:
+        names = tuple(input_names)
+    elif names is not None:
+        names = tuple(n for n, kk in zip(names, keep[0].tolist()) if kk)
     new_cfg = dataclasses.replace(cfg, width=tuple(width), input_names=names)
     p = model.layers[0].coef
     new = KAN(config=new_cfg, dtype=p.dtype, device=p.device)
@@ -215,13 +220,13 @@ def _copy_layer(src, dst, out_idx: Tensor, in_idx: Tensor) -> None:
 
 
 # ---------------------------------------------------------------------- pruning
-def _check_connected(model) -> None:
+def _check_connected(model: KAN) -> None:
     for l in range(model.depth):
         if not bool(_live(model, l).any()):
             raise ValueError(f"pruning removed every edge of layer {l}; lower the thresholds")
 
 
-def _live(model, l: int) -> Tensor:
+def _live(model: KAN, l: int) -> Tensor:
     """``(n_out, n_in)`` bool: edges with a numeric or a symbolic part."""
     live = model.layers[l].mask > 0
     if str(l) in model.symbolic and hasattr(model.symbolic[str(l)], "mask"):
@@ -230,7 +235,7 @@ def _live(model, l: int) -> Tensor:
 
 
 @torch.no_grad()
-def prune(model, x: Tensor, node_threshold: float = 1e-2, edge_threshold: float = 3e-2):
+def prune(model: KAN, x: Tensor, node_threshold: float = 1e-2, edge_threshold: float = 3e-2) -> KAN:
     """A new, physically smaller KAN without unimportant hidden nodes and edges.
 
     1. A hidden node is kept when its score (outgoing importance, see :func:`attribute`)
@@ -264,7 +269,7 @@ def prune(model, x: Tensor, node_threshold: float = 1e-2, edge_threshold: float 
     return _drop_dead_nodes(new, x)
 
 
-def _drop_dead_nodes(model, x: Tensor):
+def _drop_dead_nodes(model: KAN, x: Tensor):
     """Remove hidden nodes with no live incoming or no live outgoing edge (repeat until none)."""
     while True:
         keep = [torch.ones(sum(w), dtype=torch.bool, device=x.device) for w in model.config.width]
@@ -280,7 +285,7 @@ def _drop_dead_nodes(model, x: Tensor):
 
 
 @torch.no_grad()
-def prune_inputs(model, x: Tensor, threshold: float = 1e-2):
+def prune_inputs(model: KAN, x: Tensor, threshold: float = 1e-2) -> KAN:
     """A new KAN without the inputs whose score (see :func:`feature_scores`) is at most
     ``threshold``; the surviving inputs keep their names (``config.input_names``, or
     ``x0, x1, ...`` when the model had none)."""
@@ -302,7 +307,7 @@ def _check_index(name: str, value, n: int) -> int:
 
 
 @torch.no_grad()
-def remove_edge(model, l: int, i: int, j: int):
+def remove_edge(model: KAN, l: int, i: int, j: int) -> KAN:
     """A copy of ``model`` with the edge from node ``i`` of node layer ``l`` to output ``j``
     of KAN layer ``l`` masked (for multiplication nodes ``j`` indexes the operands).
     Nothing is folded in: the copy equals the model minus that edge's value."""
@@ -319,7 +324,7 @@ def remove_edge(model, l: int, i: int, j: int):
 
 
 @torch.no_grad()
-def remove_node(model, l: int, i: int):
+def remove_node(model: KAN, l: int, i: int) -> KAN:
     """A new, smaller KAN without hidden node ``i`` of node layer ``l`` (``1 <= l < depth``),
     its incoming and outgoing edges. Nothing is folded in: the new model equals the old one
     with that node's outgoing edges removed."""

@@ -9,11 +9,16 @@ penalised.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from .edge_stats import numeric_edge_std, smooth_std
 from .kernels.common import pack_weights
+
+if TYPE_CHECKING:
+    from .network import KAN
 
 __all__ = ["edge_scales", "layer_edge_scales", "entropy", "regularization"]
 
@@ -41,7 +46,7 @@ def entropy(scale: Tensor, dim: int) -> Tensor:
     return -(p * torch.log2(p + 1e-4)).sum(dim=dim).mean()
 
 
-def regularization(model, inputs, lamb_l1: float = 1.0, lamb_entropy: float = 2.0,
+def regularization(model: KAN, inputs, lamb_l1: float = 1.0, lamb_entropy: float = 2.0,
                    lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0) -> Tensor:
     """The KAN paper's penalty, summed over layers.
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import Tensor
@@ -12,11 +13,14 @@ from .checkpoint import Checkpointer
 from .datasets.core import Dataset, as_dataset, is_array_tuple
 from .distributed import data_parallel
 from .fit_checks import check_batch, check_fit_args, check_loss_value, grid_samples
-from .optim import LBFGS
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
+from .optim import LBFGS
 from .regularization import regularization
 from .validation import check_finite, check_input
 from .warm_start import LinearReadout, probe_steps
+
+if TYPE_CHECKING:
+    from .network import KAN
 
 __all__ = ["fit", "History", "TrainingDiverged", "OPTIMIZERS"]
 
@@ -51,7 +55,7 @@ class History:
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()}
 
-    def extend(self, other: "History") -> "History":
+    def extend(self, other: History) -> History:
         offset = len(self)
         for k, v in self.__dict__.items():
             if k == "grid_update_steps":
@@ -62,7 +66,7 @@ class History:
         return self
 
 
-def fit(model, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
+def fit(model: KAN, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
         batch_size: int | None = None, loss="mse", lamb: float = 0.0, lamb_l1: float = 1.0,
         lamb_entropy: float = 2.0, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0,
         update_grid: bool = True, grid_update_num: int = 10, start_grid_update_step: int = -1,
@@ -189,8 +193,10 @@ class _Run:
                 readout.finish(_grid_input(source, ddp, grid_x))
                 params, opt = [p for p in model.parameters() if p.requires_grad], self.optimizer()
             start, stop = self.grid_window
-            if self.update_grid and start <= step < stop and step % self.grid_every == 0:
-                model.update_grid(_grid_input(source, ddp, grid_x))
+            update = self.update_grid and start <= step < stop and step % self.grid_every == 0
+            samples = _grid_input(source, ddp, grid_x) if update else None
+            if samples is not None:  # None: no batch so far had 2 rows, the update is skipped
+                model.update_grid(samples)
                 history.grid_update_steps.append(step)
                 opt = self.optimizer()  # stale curvature
             last_step = _step(model, opt, params, x, y, self.loss_fn, self.lamb, self.reg_weights, ddp, step)
@@ -250,12 +256,15 @@ def _objective(history: History, lamb: float) -> float:
     return value if value == value else float("inf")
 
 
-def _grid_input(source, ddp, grid_x: Tensor) -> Tensor:
-    """What grid updates see (the whole training input, or the batch; all ranks' under DDP)."""
+def _grid_input(source, ddp, grid_x: Tensor | None) -> Tensor | None:
+    """What grid updates see (the whole training input, or the batch; all ranks' under DDP);
+    None when there is no training input and no batch so far had at least 2 rows."""
+    if grid_x is None and source.train is None:
+        return None
     return source.grid_input(grid_x) if ddp is None else ddp.grid_input(source, grid_x)
 
 
-def _step(model, opt, params, x, y, loss_fn, lamb, reg_weights, ddp, step: int) -> dict:
+def _step(model: KAN, opt, params, x, y, loss_fn, lamb, reg_weights, ddp, step: int) -> dict:
     """One optimizer step; returns the step's fit loss and penalty. A failed step (exception,
     KeyboardInterrupt, non-finite loss or parameters) leaves the parameters it started from."""
     snapshot = _snapshot(model)
@@ -303,7 +312,7 @@ def _settings(args: dict) -> dict:
             for k, v in args.items() if k not in skip and not k.startswith("_")}
 
 
-def _make_optimizer(model, name: str, lr, weight_decay: float, max_iter: int):
+def _make_optimizer(model: KAN, name: str, lr, weight_decay: float, max_iter: int):
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "lbfgs":
         return LBFGS(params, lr=lr or 1.0, max_iter=max_iter, history_size=10)
@@ -319,6 +328,8 @@ class _BatchSource:
         self.gen = torch.Generator().manual_seed(seed)
         param = next(model.parameters())
         device, self._dtype = param.device, param.dtype
+        self.train: tuple[Tensor, Tensor] | None  # the whole training set, when there is one
+        self.test: tuple[Tensor, Tensor] | None
         if isinstance(data, (Dataset, Mapping)) or is_array_tuple(data):
             ds = as_dataset(data, dtype=param.dtype, device=device)
             self._check(ds.train_input, ds.train_label, "data['train_input']", "data['train_label']")
@@ -362,6 +373,7 @@ class _BatchSource:
         return t.to(self._dtype) if t.is_floating_point() and t.dtype != self._dtype else t
 
     def _tensor_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        assert self.train is not None  # only built from a training set
         x, y = self.train
         while True:
             if self.batch_size is None:
@@ -386,22 +398,22 @@ class _BatchSource:
     def __next__(self) -> tuple[Tensor, Tensor]:
         return next(self._iter)
 
-    def grid_input(self, batch_x: Tensor) -> Tensor:
+    def grid_input(self, batch_x: Tensor | None) -> Tensor | None:
         """What grid updates see: the whole training input when there is one, else the batch."""
         return self.train[0] if self.train is not None else batch_x
 
 
-def _snapshot(model) -> dict[str, Tensor]:
+def _snapshot(model: KAN) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _restore(model, snapshot: dict[str, Tensor]) -> None:
+def _restore(model: KAN, snapshot: dict[str, Tensor]) -> None:
     model.load_state_dict(snapshot)
 
 
 def _record(history: History, model, kind, loss_fn, source: _BatchSource, last, step: int,
             eval_every: int) -> None:
-    if source.full_batch:
+    if source.full_batch and source.train is not None:
         train = evaluate(model, kind, loss_fn, *source.train)
     else:
         train = {"loss": float(last["loss"])}

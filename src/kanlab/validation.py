@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import numbers
 import os
+
 import torch
 from torch import Tensor
 
-__all__ = ["ArgumentTypeError", "check_input", "check_finite", "as_float_tensor", "as_model_input", "check_int", "check_index",
-           "check_float", "check_seed", "check_dtype", "check_names", "check_grid_range", "check_memory",
+__all__ = ["ArgumentTypeError", "check_input", "check_finite", "as_float_tensor", "as_model_input", "check_int",
+           "check_index", "check_float", "check_seed", "check_dtype", "check_names", "check_grid_range", "check_memory",
            "check_device", "check_bool", "FLOAT_DTYPES", "SEED_MAX"]
 
 # dtypes a model's parameters may have (what every kernel path and the .kan format support)

@@ -1,8 +1,17 @@
 """Datasets: the container, synthetic data from functions, and the KAN paper's problems."""
 from .core import Dataset, as_dataset, from_function
 from .feynman import FEYNMAN, feynman_dataset
-from .paper import (PEAK_CENTERS, TOY, PoissonProblem, continual_peaks, peaks, poisson_problem,
-                    poisson_solution, poisson_source, toy_dataset)
+from .paper import (
+    PEAK_CENTERS,
+    TOY,
+    PoissonProblem,
+    continual_peaks,
+    peaks,
+    poisson_problem,
+    poisson_solution,
+    poisson_source,
+    toy_dataset,
+)
 from .registry import PaperFunction, sample_function
 from .special import SPECIAL, real_sph_harm, special_dataset
 

@@ -1,8 +1,9 @@
 """The Dataset container and synthetic data from a function."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -35,7 +36,7 @@ class Dataset:
     def to_dict(self) -> dict[str, Tensor]:
         return {k: getattr(self, k) for k in _KEYS}
 
-    def to(self, *args, **kwargs) -> "Dataset":
+    def to(self, *args, **kwargs) -> Dataset:
         return Dataset(*(getattr(self, k).to(*args, **kwargs) for k in _KEYS))
 
 

@@ -91,7 +91,8 @@ _ENTRIES = [
      (PM1, PM1, PM1), ("a", "b", "c"), "3/(4 pi) c sqrt(a^2 + b^2)   [coordinates over r]"),
     ("II.11.7", lambda x: _c(x, 0) * (1 + _c(x, 1) * torch.cos(_c(x, 2))), (UNIT, PM1, ANGLE),
      ("n0", "a", "theta"), "n0 (1 + a cos(theta))   [a = p E / (k T)]"),
-    ("II.11.27", lambda x: _c(x, 0) * _c(x, 1) / (1 - _c(x, 0) * _c(x, 1) / 3), ((0.1, 1.0), (0.1, 1.0)), ("n", "alpha"),
+    ("II.11.27", lambda x: _c(x, 0) * _c(x, 1) / (1 - _c(x, 0) * _c(x, 1) / 3), ((0.1, 1.0), (0.1, 1.0)),
+     ("n", "alpha"),
      "n alpha / (1 - n alpha / 3)   [densities and polarisabilities > 0]"),
     ("II.35.18", lambda x: _c(x, 0) / (torch.exp(_c(x, 1)) + torch.exp(-_c(x, 1))), (UNIT, PM1), ("n0", "a"),
      "n0 / (exp(a) + exp(-a))   [a = mu B / (k T)]"),
@@ -106,7 +107,7 @@ _ENTRIES = [
 ]
 
 FEYNMAN: dict[str, PaperFunction] = {
-    name: PaperFunction(name, fn, tuple(tuple(map(float, r)) for r in ranges), variables, formula)
+    name: PaperFunction(name, fn, tuple((float(lo), float(hi)) for lo, hi in ranges), variables, formula)
     for name, fn, ranges, variables, formula in _ENTRIES
 }
 

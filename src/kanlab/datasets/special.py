@@ -53,7 +53,7 @@ def _by_name(name: str, *fixed):
 
 
 def _entry(name, fn, ranges, variables, formula) -> PaperFunction:
-    return PaperFunction(name, partial(_numpy_call, fn), tuple(tuple(map(float, r)) for r in ranges),
+    return PaperFunction(name, partial(_numpy_call, fn), tuple((float(lo), float(hi)) for lo, hi in ranges),
                          variables, formula)
 
 

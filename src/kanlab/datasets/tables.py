@@ -1,8 +1,8 @@
 """Tables for the command line: CSV / Parquet in, validated float arrays out (needs pandas)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -120,7 +120,10 @@ def resolve_path(x: Tensor, layer: LayerParams, path: str = "auto") -> str:
         return "reference"
     if path != "auto":
         while not PATHS[path].supports(x, layer):
-            path = PATHS[path].fallback
+            fallback = PATHS[path].fallback
+            if fallback is None:  # a table entry whose supports can say no must name a fallback
+                raise RuntimeError(f"kernel path {path!r} cannot run this call and names no fallback")
+            path = fallback
             if path == "eager":
                 return eager_path(layer.coef.shape[-1], layer.spline_order)
         return path

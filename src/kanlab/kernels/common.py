@@ -15,8 +15,8 @@ from torch import Tensor
 from .. import splines
 from ..activations import activation
 
-__all__ = ["LayerParams", "SPARSE_WIDTH_RATIO", "eager_path", "pack_weights", "base_and_derivative", "packed_reference", "reference_backward",
-           "differentiable_backward", "group_sum"]
+__all__ = ["LayerParams", "SPARSE_WIDTH_RATIO", "eager_path", "pack_weights", "base_and_derivative", "packed_reference",
+           "reference_backward", "differentiable_backward", "group_sum"]
 
 
 class LayerParams(NamedTuple):

@@ -66,7 +66,7 @@ def dense_input(x: Tensor, grid: Tensor, spline_order: int, base_name: str, unif
     for r in range(0, n, rows):  # chunks keep the int64 column indices small
         a[r: r + rows].scatter_add_(1, columns(key[r: r + rows], n_in, n_knots, k), w[r: r + rows])
     a[:, :-1].view(n, n_in, width)[:, :, 0] = b
-    return a, key, dw.view(n, -1) if need_derivative else None, db
+    return a, key, None if dw is None else dw.view(n, -1), db
 
 
 def _chunk_rows(n_in: int, spline_order: int, chunk: int = 2 ** 18) -> int:

@@ -46,7 +46,7 @@ def sparse_entries(x: Tensor, grid: Tensor, spline_order: int, base_name: str, u
     key = shifted + torch.arange(0, n_in * n_spans, n_spans, device=x.device)
     cols = lookup(row_table(n_in, n_spans, k, x.device), key)  # (N, n_in, k+2)
     vals = torch.cat([b.unsqueeze(-1), w], dim=-1).view(n, -1)
-    dvals = torch.cat([db.unsqueeze(-1), dw], dim=-1).view(n, -1) if need_derivative else None
+    dvals = None if db is None or dw is None else torch.cat([db.unsqueeze(-1), dw], dim=-1).view(n, -1)
     return key, cols.view(n, -1), vals, dvals
 
 

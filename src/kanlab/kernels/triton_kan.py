@@ -11,7 +11,8 @@ derivatives go through the reference, as on the other fast paths.
 
 Triton is an optional dependency (``pip install 'kanlab[gpu]'``), imported on first use only.
 On CPU tensors the kernels run in Triton's interpreter when ``TRITON_INTERPRET=1`` was set before
-their first use in the process (slow: for tests); otherwise an explicit ``path="triton"`` raises (:func:`supports_call`).
+their first use in the process (slow: for tests); otherwise an explicit ``path="triton"`` raises
+(:func:`supports_call`).
 
 The table gradient ``dL/dT`` is summed by :data:`TABLE_GRAD`: ``"tile"`` (local basis tiles in
 registers times the output gradient, one partial sum per program: deterministic, cost ~ the padded
@@ -268,6 +269,7 @@ class TritonKAN(torch.autograd.Function):
             xc, g, grid_c = x.contiguous(), grad_out.contiguous(), grid.to(cdt).contiguous()
             b, db = base_and_derivative(name, xc.to(cdt), need_x)
             if need_x:
+                assert db is not None  # base_and_derivative gives it when need_x
                 table = pack_weights(coef_c, sb.to(cdt), ss_c).permute(1, 2, 0).contiguous()
                 gx = (_input_grad(xc, db.contiguous(), grid_c, table, g, k, uniform) if x.shape[0]
                       else torch.zeros(x.shape, dtype=cdt, device=x.device)).to(x.dtype)

@@ -181,13 +181,16 @@ def train(plan: Plan, model: KAN, kind: str, x: Tensor, y: Tensor, val, seed: in
     chosen path is trained once more on all of them, for as many epochs, and that model is
     returned: the validation rows then count for the fit too.
     """
-    histories, best, initial = [], None, model.copy()  # best: a _Fit
+    histories, initial = [], model.copy()
+    best: _Fit | None = None
     for i, grid in enumerate(plan.grids):
         if i == 0 and val is not None:  # simplest first: splines off, then the strongest penalty
-            options = [(plan.alphas[0], True)] * plan.try_linear + [(a, False) for a in sorted(plan.alphas, reverse=True)]
+            strongest_first = [(a, False) for a in sorted(plan.alphas, reverse=True)]
+            options = [(plan.alphas[0], True)] * plan.try_linear + strongest_first
         else:
             options = [(plan.alphas[0], False) if best is None else (best.alpha, False)]
         if i > 0:
+            assert best is not None  # chosen on the first grid
             model = best.model.refine(grid, x)
         fits = []
         for alpha, linear in options:
@@ -203,10 +206,13 @@ def train(plan: Plan, model: KAN, kind: str, x: Tensor, y: Tensor, val, seed: in
         best = chosen
         if best.linear:
             break  # a linear model has no use for finer grids
+    assert best is not None, "plan.grids is empty"
     report = {"grid": best.grid, "alpha": best.alpha, "linear": best.linear, "validation_loss": best.mean,
               "fits": len(histories)}
     if full is not None and val is not None:  # the chosen path again on all rows (validation rows too)
-        model, history = _refit(plan, initial, kind, *full, best.path, x.shape[0], seed, progress, label_smoothing)
+        x_all, y_all = full
+        model, history = _refit(plan, initial, kind, x_all, y_all, best.path, x.shape[0], seed, progress,
+                                label_smoothing)
         histories.append(history)
         return model, histories, report
     return best.model, histories, report
@@ -237,7 +243,7 @@ class _Fit:
         self.se = float(losses.std() / n ** 0.5) if n > 1 else 0.0
 
 
-def simplest_within_one_se(fits: list) -> "_Fit":
+def simplest_within_one_se(fits: list) -> _Fit:
     """The first of ``fits`` (ordered simplest first) whose mean validation loss is at most the
     lowest mean plus that fit's standard error."""
     best = min(fits, key=lambda f: f.mean)
@@ -256,8 +262,9 @@ def _fit_one(plan: Plan, model: KAN, kind: str, x, y, val, alpha: float, linear:
             layer.scale_spline.data.zero_()
             layer.scale_spline.requires_grad_(False)
     tracker = _EarlyStopping(kind, val, plan) if val is not None else None
+    loss = penalized_loss(model, kind, alpha, x.shape[0], label_smoothing)
     history = model.fit(Dataset(x, y, x[:1], y[:1]), steps=plan.steps, optimizer=plan.optimizer, lr=plan.lr,
-                        batch_size=plan.batch_size, loss=penalized_loss(model, kind, alpha, x.shape[0], label_smoothing),
+                        batch_size=plan.batch_size, loss=loss,
                         lamb=plan.lamb, update_grid=plan.update_grid, progress=progress, seed=seed,
                         eval_every=max(1, plan.steps), callbacks=[tracker] if tracker is not None else ())
     for layer in model.layers:
@@ -265,6 +272,7 @@ def _fit_one(plan: Plan, model: KAN, kind: str, x, y, val, alpha: float, linear:
     if tracker is None:
         return None, history, len(history)
     tracker.check(model)  # the steps after the last check count too
+    assert tracker.state is not None  # check() keeps the first state it sees
     model.load_state_dict(tracker.state)
     return _losses(model, kind, *val), history, tracker.best_steps
 
@@ -276,7 +284,8 @@ class _EarlyStopping:
     def __init__(self, kind: str, val, plan: Plan):
         self.kind, (self.x, self.y) = kind, val
         self.every, self.patience = plan.eval_every, plan.n_iter_no_change
-        self.score, self.state, self.since = float("inf"), None, 0
+        self.score, self.since = float("inf"), 0
+        self.state: dict[str, Tensor] | None = None  # the best parameters so far
         self.steps, self.best_steps = 0, 0
 
     def __call__(self, step: int, model: KAN, history) -> bool:

@@ -237,7 +237,8 @@ def _fill(model, levels: list) -> None:
         for node in nodes:
             for edges in node.slots:
                 for e in edges:
-                    src = 0 if e.child is None else (e.child.index if e.child.kind == "input" else position[id(e.child)])
+                    child = e.child
+                    src = 0 if child is None else (child.index if child.kind == "input" else position[id(child)])
                     sym.set_edge(slot, src, e.name, e.a, e.b, e.c, e.d)
                 slot += 1
 

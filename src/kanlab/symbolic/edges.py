@@ -33,6 +33,8 @@ class SymbolicEdges(nn.Module):
         torch.Size([4, 1])
     """
 
+    mask: Tensor  # (out, in) buffer: 1 = symbolic edge on
+
     def __init__(self, in_features: int, out_features: int, names: Sequence[Sequence[str]] | None = None,
                  dtype=None, device=None):
         super().__init__()

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from .library import canonical_params, get_function
+
+if TYPE_CHECKING:
+    from ..network import KAN
 
 __all__ = ["symbolic_formula", "simplify_formula", "round_constants", "nice_number", "to_latex",
            "to_numpy", "to_torch"]
@@ -23,7 +26,7 @@ def _sp():
     return sympy
 
 
-def symbolic_formula(model, var_names: Sequence | None = None, simplify: bool = True,
+def symbolic_formula(model: KAN, var_names: Sequence | None = None, simplify: bool = True,
                      tolerance: float = 1e-6, max_denominator: int = 12) -> list:
     """One sympy expression per output of a KAN whose active edges are all symbolic.
 
@@ -224,7 +227,6 @@ def _torch_funcs() -> dict:
 
 
 def _torch_node(e, index: dict) -> Callable:
-    sp = _sp()
     if e.is_Symbol:
         if e not in index:
             raise ValueError(f"variable {e} is not among the variables {list(index)}")

@@ -5,7 +5,7 @@ Everything takes the data explicitly: edge inputs and values are computed from `
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
@@ -14,6 +14,9 @@ from ..validation import check_finite, check_float, check_input, check_int
 from .edges import SymbolicEdges
 from .fit import SingularFitError, fit_functions, is_constant, rank_candidates
 from .library import canonical_params, get_function, library_names, resolve_library
+
+if TYPE_CHECKING:
+    from ..network import KAN
 
 __all__ = ["Suggestion", "EdgeChoice", "suggest_symbolic", "fix_symbolic", "unfix_symbolic",
            "auto_symbolic", "default_library"]
@@ -93,7 +96,7 @@ def _fit_kwargs(kw: dict) -> dict:
 
 
 # ---------------------------------------------------------------------- public
-def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence[str] | None = None,
+def suggest_symbolic(model: KAN, l: int, i: int, j: int, x: Tensor, library: Sequence[str] | None = None,
                      topk: int = 5, weight_simple: float = 0.8, max_cancellation: float = 10.0,
                      **fit_kw) -> list[Suggestion]:
     """Rank library functions for edge ``(l, i, j)`` (input node ``i`` -> output ``j`` of layer ``l``).
@@ -129,7 +132,7 @@ def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence
                        tuple(float(v) for v in res.params[k])) for k in order[:topk]]
 
 
-def fix_symbolic(model, l: int, i: int, j: int, name: str, x: Tensor | None = None,
+def fix_symbolic(model: KAN, l: int, i: int, j: int, name: str, x: Tensor | None = None,
                  params: Sequence[float] | None = None, **fit_kw) -> float | None:
     """Replace edge ``(l, i, j)`` by ``c name(a x + b) + d`` (numeric edge off, symbolic on).
 
@@ -177,7 +180,7 @@ def _set(model, l: int, i: int, j: int, name: str, params) -> None:
 
 
 @torch.no_grad()
-def unfix_symbolic(model, l: int, i: int, j: int) -> None:
+def unfix_symbolic(model: KAN, l: int, i: int, j: int) -> None:
     """Make edge ``(l, i, j)`` numeric again (the spline it had before is switched back on)."""
     _check_edge(model, l, i, j)
     if str(l) in model.symbolic:
@@ -185,7 +188,7 @@ def unfix_symbolic(model, l: int, i: int, j: int) -> None:
     model.layers[l].mask[j, i] = 1.0
 
 
-def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight_simple: float = 0.8,
+def auto_symbolic(model: KAN, x: Tensor, library: Sequence[str] | None = None, weight_simple: float = 0.8,
                   r2_threshold: float = 0.0, max_cancellation: float = 10.0,
                   layers: Sequence[int] | None = None, **fit_kw) -> list[EdgeChoice]:
     """Snap every numeric edge (of ``layers``, default all) to its best library function, layer by layer.

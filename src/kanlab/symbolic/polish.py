@@ -6,16 +6,21 @@ iterations). Gauss-Newton with damping crosses them in a handful of steps.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 from torch.func import functional_call, jacfwd
 
 from ..validation import check_finite, check_input
 
+if TYPE_CHECKING:
+    from ..network import KAN
+
 __all__ = ["polish_symbolic"]
 
 
-def polish_symbolic(model, x: Tensor, y: Tensor, steps: int = 30, tol: float = 1e-30) -> float:
+def polish_symbolic(model: KAN, x: Tensor, y: Tensor, steps: int = 30, tol: float = 1e-30) -> float:
     """Fit the symbolic parameters (a, b, c, d of every symbolic edge) to ``y`` by
     Levenberg-Marquardt, in place; numeric parameters are left alone.
 

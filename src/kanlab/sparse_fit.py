@@ -24,18 +24,24 @@ prune to [2,1,1] (seed 2: [2,2,1]; pruning changes the output by RMS <= 4e-4), a
 2-3 of seeds 0-4 for the single weak fit; x*y still prunes to [2,2,1] (seeds 0-2) and an
 unused input still scores near zero. (Those numbers predate ``fit``'s start probe and
 the float64 edge variances of the penalty, with which the plain ``fit(lamb=1e-3)`` then
-``prune`` gives [2,1,1] for 10 of seeds 0-9 in float64 and 7 in float32.) A stronger second phase (2e-2) over-prunes: x*y
-falls to [2,1,1] and the weak x^3 input is dropped.
+``prune`` gives [2,1,1] for 10 of seeds 0-9 in float64 and 7 in float32.) A stronger second phase (2e-2)
+over-prunes: x*y falls to [2,1,1] and the weak x^3 input is dropped.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .validation import check_float, check_int
+
+if TYPE_CHECKING:
+    from .network import KAN
+    from .training import History
 
 __all__ = ["fit_sparse"]
 
 
-def fit_sparse(model, data, steps: int = 50, lamb: float = 1e-3, sparse_steps: int | None = None,
-               sparse_lamb: float = 1e-2, lamb_entropy: float = 2.0, **fit_kwargs):
+def fit_sparse(model: KAN, data, steps: int = 50, lamb: float = 1e-3, sparse_steps: int | None = None,
+               sparse_lamb: float = 1e-2, lamb_entropy: float = 2.0, **fit_kwargs) -> History:
     """Train ``model`` in place for pruning: a weakly, then a strongly regularised fit.
 
     Args:
