@@ -6,8 +6,10 @@ from .io import load, save
 from .layer import KANLayer
 from .network import KAN, KANConfig, LayerActivations
 from .training import History, TrainingDiverged, fit
+from .discovery import discover
+from . import structure
 
 __version__ = "0.1.0"
 
 __all__ = ["KAN", "KANConfig", "KANLayer", "LayerActivations", "Dataset", "datasets", "fit",
-           "History", "TrainingDiverged", "load", "save", "input_jet", "laplacian", "__version__"]
+           "History", "TrainingDiverged", "load", "save", "input_jet", "laplacian", "discover", "structure", "__version__"]
