@@ -91,11 +91,18 @@ def one_variable_candidates(x: Tensor, y: Tensor, top: int = 3) -> list:
 
 
 def _kan_formula(width, data: Dataset, seed: int, weight_simple: float, steps: int):
-    """The KAN workflow on one starting shape; returns the formula in the placeholders (or None)."""
-    x, y = data.train_input, data.train_label
+    """The KAN workflow on one starting shape, on the standardised target (the sparsity penalty and
+    the pruning thresholds are relative to unit scale); returns the formula in the placeholders."""
+    x, raw = data.train_input, data.train_label
+    mean, std = float(raw.mean()), float(raw.std())
+    y = (raw - mean) / std
+    data = Dataset(x, y, x, y)
     model = KAN(width, grid_size=3, seed=seed, dtype=torch.float64)
     fit_sparse(model, data, steps=steps, lamb=1e-3, sparse_steps=steps, sparse_lamb=1e-2, progress=False)
-    model = model.prune(x)
+    try:
+        model = model.prune(x)
+    except ValueError:  # everything scored low: keep the whole start
+        pass
     model.fit(data, steps=steps, progress=False)
     model = model.refine(10, x)
     model.fit(data, steps=steps, progress=False)
@@ -104,7 +111,14 @@ def _kan_formula(width, data: Dataset, seed: int, weight_simple: float, steps: i
         model.fit(data, steps=max(5, steps // 2), progress=False, update_grid=l < model.depth - 1)
     polish_symbolic(model, x, y)
     names = [placeholder(k) for k in range(x.shape[1])]
-    return symbolic_formula(model, var_names=names, simplify=True)[0], model.width
+    expr = symbolic_formula(model, var_names=names, simplify=True)[0]
+    return expr * sympy_float(std) + sympy_float(mean), model.width
+
+
+def sympy_float(v: float):
+    import sympy
+
+    return sympy.Float(v)
 
 
 def kan_candidates(points: Tensor, y: Tensor, seed: int, deadline: float, steps: int = 30,
