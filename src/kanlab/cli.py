@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("data", help="CSV or Parquet file with the model's input columns")
     plot.add_argument("--out", default="network.png", help="image file (default network.png)")
     plot.set_defaults(func=_plot)
+    from .cli_discover import add_discover
+
+    add_discover(sub)
     return parser
 
 
