@@ -124,7 +124,8 @@ def sympy_float(v: float):
 def kan_candidates(points: Tensor, y: Tensor, seed: int, deadline: float, steps: int = 30,
                    shapes: Sequence | None = None, weights: Sequence[float] = (0.8, 0.2)) -> list:
     """Formulas from the KAN workflow on ``(points, y)`` for each starting shape (default
-    ``[d, 5, 1]`` and a MultKAN ``[d, [2, 2], 1]``) and each ``weight_simple``, while time lasts.
+    ``[d, 5, 1]`` and a MultKAN ``[d, [2, 2], 1]``) and each ``weight_simple``, while time lasts
+    (the first start runs even past the deadline, so there is always a candidate).
 
     Returns ``[(expr in the placeholders, relative error, description)]``.
     """
@@ -134,7 +135,7 @@ def kan_candidates(points: Tensor, y: Tensor, seed: int, deadline: float, steps:
     out = []
     for width in shapes:
         for w in weights:
-            if time.perf_counter() > deadline:
+            if out and time.perf_counter() > deadline:
                 return out
             try:
                 expr, pruned = _kan_formula(width, data, seed, w, steps)

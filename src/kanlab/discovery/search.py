@@ -128,7 +128,7 @@ def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
     if node.kind == "leaf":
         if p.n_vars == 1:
             out = [(e, r, "library fit", c) for e, r, c in one_variable_candidates(p.points[:, 0], p.y)]
-        elif ctx.time_left() > 0:
+        else:
             out = kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps)
         return out
     if node.kind == "substitute":
