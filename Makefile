@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# the C++ kernels are built (once per machine, ~2 min) before the demo's timed part; without a
+# compiler kanlab runs on its PyTorch paths, so a failed build does not stop the demo
 demo: $(STAMP)
+	-$(VENV)/bin/kanlab build-kernels
 	$(VENV)/bin/kanlab demo
 
 test: $(STAMP)

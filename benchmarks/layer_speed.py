@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from kanlab import splines  # noqa: E402
-from kanlab.kernels import FUSED_MIN_ELEMENTS, choose_cpp_path, choose_path, fused, kan_linear  # noqa: E402
+from kanlab.kernels import LayerParams, eager_path, fused, kan_linear, load_extension, resolve_path  # noqa: E402
 
 SHAPES = [(1024, 64, 64, 5), (4096, 128, 128, 5), (256, 784, 64, 5), (1024, 64, 64, 50),
           (1024, 32, 32, 200), (8192, 2, 5, 5)]
@@ -122,10 +122,8 @@ def ekan_basis(x, grid, k):
 
 def auto_path(n, n_in, g, n_out=64, dtype=torch.float32) -> str:
     """The path ``kan_linear(path="auto")`` takes on a uniform CPU grid."""
-    path = choose_path(g + K, K)
-    if n * n_in >= FUSED_MIN_ELEMENTS and fused.extension() is not None:
-        return choose_cpp_path(path, n_out, dtype)
-    return path
+    grid, params = make_params(n_in, n_out, g, torch.device("cpu"), dtype)
+    return resolve_path(torch.zeros(n, n_in, dtype=dtype), LayerParams(grid, *params, K, "silu", True))
 
 
 def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
@@ -141,9 +139,9 @@ def contenders(n, n_in, n_out, g, device, dtype, path="auto"):
     out["kanlab"] = kan, params
     if path == "auto" and auto_path(n, n_in, g, n_out, dtype) in ("fused", "fused_sparse"):  # eager beside it
         out["eager"] = (lambda: kan_linear(x, grid, coef, sb, ss, K, "silu", uniform=True,
-                                           path=choose_path(g + K, K))), params
+                                           path=eager_path(g + K, K))), params
     for other in EXTRA_PATHS if path == "auto" else ():
-        if other != auto_path(n, n_in, g, n_out, dtype) and not ("eager" in out and other == choose_path(g + K, K)):
+        if other != auto_path(n, n_in, g, n_out, dtype) and not ("eager" in out and other == eager_path(g + K, K)):
             out[SHORT.get(other, other)] = (lambda other=other: kan_linear(
                 x, grid, coef, sb, ss, K, "silu", uniform=True, path=other)), params
 
@@ -207,7 +205,7 @@ def layer_table(shapes, device, dtype):
         res = measure_all(contenders(*shape, device, dtype), device)
         d = res["dense"]
         for name, (tf, tfb, mem, held) in res.items():
-            path = {"kanlab": auto_path(*shape[:2], shape[3], shape[2], dtype), "eager": choose_path(shape[3] + K, K)}.get(name, "")
+            path = {"kanlab": auto_path(*shape[:2], shape[3], shape[2], dtype), "eager": eager_path(shape[3] + K, K)}.get(name, "")
             full, d_full = mem + held, d[2] + d[3]
             print(f"{str(shape):<22}{name:<8}{path:<8}{tf * 1e3:9.3f}{tfb * 1e3:9.3f}{mem / 2**20:8.1f}"
                   f"{full / 2**20:8.1f}{tf / d[0]:10.2f}{tfb / d[1]:10.2f}{mem / max(d[2], 1):9.2f}"
@@ -217,14 +215,14 @@ def layer_table(shapes, device, dtype):
 
 
 def crossover(device, dtype, n=1024, n_in=64, n_out=64, grids=(5, 10, 15, 20, 30, 50, 100)):
-    paths = ["dense", "sparse"] + (["fused", "fused_sparse"] if fused.extension() is not None else [])
+    paths = ["dense", "sparse"] + (["fused", "fused_sparse"] if load_extension() is not None else [])
     print(f"\nCrossover at (N, in, out) = ({n}, {n_in}, {n_out}): forward+backward ms per path")
     print(f"{'G':>5}" + "".join(f"{p:>14}" for p in paths) + f"{'sparse/dense':>14}{'eager auto':>12}")
     for g in grids:
         named = {path: contenders(n, n_in, n_out, g, device, dtype, path=path)["kanlab"] for path in paths}
         t = {path: v[1] for path, v in measure_all(named, device).items()}
         print(f"{g:5d}" + "".join(f"{t[p] * 1e3:14.3f}" for p in paths)
-              + f"{t['sparse'] / t['dense']:14.2f}{choose_path(g + K, K):>12}")
+              + f"{t['sparse'] / t['dense']:14.2f}{eager_path(g + K, K):>12}")
 
 
 def main(argv=None):

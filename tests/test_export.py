@@ -46,7 +46,7 @@ def _inputs(n, seed):
 def test_onnx_matches_pytorch(tmp_path, trained):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    path = to_onnx(trained, tmp_path / "model.onnx")
+    path = to_onnx(trained, example_input(trained), tmp_path / "model.onnx")  # torch.onnx.export's order
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["x"]
     for n in (1, 37):
@@ -91,9 +91,17 @@ def test_example_input_and_errors(trained, tmp_path):
     grid = trained.layers[0].grid
     assert bool((x >= grid[:, 3]).all() and (x <= grid[:, -4]).all())
     with pytest.raises(TypeError, match="kanlab.KAN"):
-        to_onnx(nn.Linear(2, 2), tmp_path / "m.onnx")
+        to_onnx(nn.Linear(2, 2), f=tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="does not exist"):
-        to_onnx(trained, tmp_path / "missing" / "m.onnx")
+        to_onnx(trained, x, tmp_path / "missing" / "m.onnx")
+    # the old order (model, path, example) still finds the path, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="torch.onnx.export's order"), \
+            pytest.raises(ValueError, match="missing"):
+        to_onnx(trained, tmp_path / "missing" / "m.onnx", x)
+    with pytest.raises(TypeError, match="output file"):
+        to_onnx(trained, x)
+    with pytest.raises(TypeError, match="example input tensor"):
+        to_onnx(trained, [1.0, 2.0], tmp_path / "m.onnx")
 
 
 

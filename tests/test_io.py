@@ -3,12 +3,9 @@ import copy
 import json
 import pickle
 import struct
-import sys
-import types
 
 import pytest
 import torch
-from torch import nn
 
 import kanlab
 from kanlab import KAN
@@ -80,47 +77,6 @@ def test_round_trip_real_symbolic(tmp_path, dtype):
     back = load(tmp_path / "sym.kan")
     _assert_same(model, back, x)
     assert back.symbolic["0"].config_dict() == model.symbolic["0"].config_dict()
-
-
-class _FakeSymbolicEdges(nn.Module):
-    """Stands in for kanlab.symbolic.edges.SymbolicEdges: config_dict / from_config + tensors."""
-
-    def __init__(self, n_in, n_out, names, dtype=None):
-        super().__init__()
-        self.n_in, self.n_out, self.names = n_in, n_out, names
-        self.affine = nn.Parameter(torch.zeros(n_out, n_in, 4, dtype=dtype))
-        self.register_buffer("active", torch.zeros(n_out, n_in, dtype=dtype))
-
-    def config_dict(self):
-        return {"n_in": self.n_in, "n_out": self.n_out, "names": self.names}
-
-    @classmethod
-    def from_config(cls, cfg, dtype=None):
-        return cls(**cfg, dtype=dtype)
-
-    def edges(self, x):  # (N, n_in) -> (N, n_out, n_in)
-        a = self.affine
-        return self.active * (a[..., 2] * torch.sin(a[..., 0] * x[:, None, :] + a[..., 1]) + a[..., 3])
-
-    def forward(self, x):
-        return self.edges(x).sum(-1)
-
-
-def test_round_trip_symbolic_edges(tmp_path, monkeypatch):
-    fake = types.ModuleType("kanlab.symbolic.edges")
-    fake.SymbolicEdges = type("SymbolicEdges", (_FakeSymbolicEdges,), {})
-    monkeypatch.setitem(sys.modules, "kanlab.symbolic.edges", fake)
-    model, x = _trained([2, 2, 1])
-    sym = fake.SymbolicEdges(2, 2, [["sin", "x"], ["0", "0"]], dtype=torch.float64)
-    with torch.no_grad():
-        sym.affine.copy_(torch.randn(2, 2, 4, dtype=torch.float64))
-        sym.active[0, 1] = 1.0
-    model.symbolic["0"] = sym
-    save(model, tmp_path / "s.kan")
-    back = load(tmp_path / "s.kan")
-    assert type(back.symbolic["0"]).__name__ == "SymbolicEdges"
-    assert back.symbolic["0"].names == [["sin", "x"], ["0", "0"]]
-    _assert_same(model, back, x)
 
 
 def _raw(path):

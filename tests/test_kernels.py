@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from kanlab import KANLayer, splines
-from kanlab.kernels import choose_path, kan_linear, kan_linear_reference
+from kanlab import kernels
+from kanlab.activations import ACTIVATIONS, activation
+from kanlab.kernels import LayerParams, eager_path, kan_linear, kan_linear_reference, resolve_path
 from kanlab.kernels.local import local_basis, lookup, span_tables
 
 FAST = ["dense", "sparse"]
@@ -38,11 +40,12 @@ def problem(n, n_in, n_out, g, k, uniform, seed, dtype=torch.float64):
 @pytest.mark.parametrize("k", [1, 2, 3, 5])
 def test_local_bases_equal_cox_de_boor_and_derivative(uniform, k):
     grid, x, _ = problem(700, 3, 1, 4, k, uniform, seed=k)
-    shifted, w, dw = local_basis(x, grid, k, uniform, masked=True)
-    cols = lookup(span_tables(grid.shape[1] - 1, k, x.device)[0], shifted) - 1
+    shifted, w, dw = local_basis(x, grid, k, uniform)
+    cols, live = span_tables(grid.shape[1] - 1, k, x.device)
+    cols, live = lookup(cols, shifted) - 1, lookup(live, shifted)  # (N, n_in, k+1) each
     n_basis = grid.shape[1] - 1 - k
-    dense = x.new_zeros(*x.shape, n_basis).scatter_add_(2, cols, w)
-    deriv = x.new_zeros(*x.shape, n_basis).scatter_add_(2, cols, dw)
+    dense = x.new_zeros(*x.shape, n_basis).scatter_add_(2, cols, w * live)
+    deriv = x.new_zeros(*x.shape, n_basis).scatter_add_(2, cols, dw * live)
     torch.testing.assert_close(dense, splines.bspline_basis(x, grid, k), rtol=0, atol=1e-12)
     torch.testing.assert_close(deriv, splines.bspline_basis_derivative(x, grid, k),
                                rtol=0, atol=1e-9 * float(deriv.abs().max()))
@@ -156,12 +159,68 @@ def test_dense_input_gradient_in_chunks_equals_one_pass():
 
 
 def test_dispatch_and_errors():
-    assert choose_path(5 + 3, 3) == "dense"
-    assert choose_path(50 + 3, 3) == "sparse"
-    assert choose_path(200 + 3, 3) == "sparse"
+    assert eager_path(5 + 3, 3) == "dense"
+    assert eager_path(50 + 3, 3) == "sparse"
+    assert eager_path(200 + 3, 3) == "sparse"
     grid, x, params = problem(4, 2, 2, 3, 3, True, seed=0)
     with pytest.raises(ValueError, match="path"):
         kan_linear(x, grid, *params, 3, "silu", path="fast")
+    layer = LayerParams(grid, *params, 3, "silu", True)
+    assert resolve_path(x[:0], layer, "dense") == "reference"  # empty batch
+    assert resolve_path(x, layer, "sparse") == "sparse"  # explicit
+    assert resolve_path(x, layer) == "dense"  # small batch, small grid: eager choice
+
+
+def test_a_new_table_entry_is_taken_where_it_applies(monkeypatch):
+    """Adding a path is one entry of PATHS: auto tries it where its predicates hold, an
+    explicit request falls back where it does not support the call."""
+    calls = []
+
+    def run(x, layer):
+        calls.append(x.shape)
+        return kernels.PATHS["reference"].run(x, layer)
+    entry = kernels.KernelPath(run, supports=lambda x, layer: x.dtype == torch.float64, fallback="dense",
+                               auto=lambda x, layer: x.shape[0] >= 10)
+    table = {"toy": entry, **{name: p for name, p in kernels.PATHS.items() if not name.startswith("fused")}}
+    monkeypatch.setattr(kernels, "PATHS", table)  # whole table: its order is the auto priority
+    grid, x, params = problem(12, 2, 3, 4, 3, True, seed=1)
+    layer = LayerParams(grid, *params, 3, "silu", True)
+    assert resolve_path(x, layer) == "toy" and resolve_path(x[:9], layer) == "dense"
+    assert resolve_path(x.float(), layer._replace(grid=grid.float()), "toy") == "dense"
+    y = kan_linear(x, grid, *params, 3, "silu", uniform=True)
+    assert calls == [x.shape]
+    torch.testing.assert_close(y, kan_linear_reference(x, grid, *params, 3, "silu"), rtol=0, atol=1e-12)
+
+
+def all_paths():
+    """Every path of the table, with the C++ ones skipped where the extension is unavailable."""
+    cpp = pytest.mark.skipif("not kernels_available()", reason="C++ kernels unavailable")
+    return [pytest.param(p, marks=cpp) if p.startswith("fused") else p for p in kernels.PATHS]
+
+
+def kernels_available():
+    return kernels.load_extension() is not None
+
+
+@pytest.mark.parametrize("path", all_paths())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_non_finite_inputs_give_nan_in_exactly_their_rows(path, dtype):
+    """NaN / inf inputs (and huge finite ones) behave alike on every path: NaN in exactly the
+    rows that hold a non-finite value, the reference's values elsewhere (issue 17)."""
+    n_out = 3 if path == "fused" else 20  # the C++ dense path serves small outputs
+    grid, x, params = problem(40, 3, n_out, 5, 3, True, seed=2)
+    huge = 1e300 if dtype == torch.float64 else 1e30
+    x[[1, 7, 8, 30], [0, 2, 1, 1]] = torch.tensor([float("nan"), float("inf"), -float("inf"), huge], dtype=torch.float64)
+    x[12] = float("nan")
+    x, grid, params = x.to(dtype), grid.to(dtype), [p.to(dtype) for p in params]
+    bad = ~torch.isfinite(x).all(1)
+    layer = LayerParams(grid, *params, 3, "silu", True)
+    assert resolve_path(x, layer, path) == path
+    y = kan_linear(x, grid, *params, 3, "silu", uniform=True, path=path)
+    assert y[bad].isnan().all() and y[~bad].isfinite().all()
+    ref = kan_linear_reference(x.double(), grid.double(), *[p.double() for p in params], 3, "silu")
+    torch.testing.assert_close(y[~bad].double(), ref[~bad], rtol=1e-5 if dtype == torch.float32 else 1e-12,
+                               atol=1e-4 if dtype == torch.float32 else 1e-10)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # dynamo notes on lru_cache-wrapped tables
@@ -201,17 +260,21 @@ def test_functorch_transforms_fall_back_to_the_reference():
     torch.testing.assert_close(vm[:, 0], layer(x), atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["silu", "tanh", "gelu", "identity", "relu"])
-def test_base_derivative_closed_forms_match_autograd(name):
-    from kanlab.activations import base_function
-    from kanlab.kernels.common import base_derivative
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_derivatives_match_autograd(name):
+    """Each base activation's record: b' and b'' against autograd of b (relu away from 0)."""
+    act = activation(name)
     x = (torch.linspace(-4, 4, 101, dtype=torch.float64) + 1e-3).requires_grad_()
-    d = base_derivative(name, x)
-    (ref,) = torch.autograd.grad(base_function(name)(x).sum(), x, create_graph=True)
-    torch.testing.assert_close(d, ref, rtol=0, atol=1e-12)
+    def grad(y):  # dy/dx, zero where y does not depend on x
+        if not y.requires_grad:
+            return torch.zeros_like(x)
+        (g,) = torch.autograd.grad(y.sum(), x, create_graph=True, allow_unused=True)
+        return torch.zeros_like(x) if g is None else g
+    d_ref = grad(act.function(x))
+    d2_ref = grad(d_ref).detach()
+    torch.testing.assert_close(act.derivative(x), d_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(act.second(x), d2_ref, rtol=0, atol=1e-12)
     with torch.no_grad():  # the fast kernels' backward: silu takes a fused op there
-        torch.testing.assert_close(base_derivative(name, x.detach()), ref.detach(), rtol=0, atol=1e-12)
-    if name in ("silu", "tanh", "gelu"):  # the closed form stays differentiable (jets need b'')
-        (d2,) = torch.autograd.grad(d.sum(), x)
-        (ref2,) = torch.autograd.grad(ref.sum(), x)
-        torch.testing.assert_close(d2, ref2, rtol=0, atol=1e-12)
+        torch.testing.assert_close(act.derivative(x.detach()), d_ref.detach(), rtol=0, atol=1e-12)
+    d = act.derivative(x)
+    torch.testing.assert_close(grad(d), d2_ref, rtol=0, atol=1e-12)  # b' stays differentiable

@@ -1,4 +1,4 @@
-"""The optional fused C++ kernels (kernels/fused.py) against the reference oracle.
+"""The optional C++ kernels (kernels/fused.py, kernels/fused_sparse.py) against the reference oracle.
 
 Tests that run the extension skip when it cannot be built here (no compiler / ninja, or
 ``KANLAB_NO_CPP=1``); the fallback tests run everywhere.
@@ -7,15 +7,17 @@ import pytest
 import torch
 
 from kanlab import splines
-from kanlab.kernels import FUSED_MIN_ELEMENTS, fused, fused_sparse, kan_linear, kan_linear_reference
+from kanlab import kernels
+from kanlab.kernels import FUSED_MIN_ELEMENTS, extension, fused, fused_sparse, kan_linear, kan_linear_reference
+from kanlab.kernels.local import uniform_basis_matrices
 
 
 @pytest.fixture(scope="module")
 def ext():
-    module = fused.extension()
-    if module is None:
-        pytest.skip(f"fused C++ kernels unavailable: {fused.build_error()}")
-    return module
+    ops = kernels.load_extension()
+    if ops is None:
+        pytest.skip(f"C++ kernels unavailable: {kernels.build_error()}")
+    return ops
 
 
 def problem(n, n_in, n_out, g, k, seed, dtype=torch.float64):
@@ -97,7 +99,7 @@ def test_auto_dispatch_threshold(ext, n_out, g, big_path):
 
 
 def test_unavailable_extension_falls_back_to_dense(monkeypatch):
-    monkeypatch.setattr(fused, "_STATE", {"module": None, "error": "test"})
+    monkeypatch.setattr(extension, "_STATE", {"ops": None, "error": "test"})
     grid, x, params = problem(FUSED_MIN_ELEMENTS, 2, 3, 5, 3, seed=2)
     x.requires_grad_()
     ref = kan_linear_reference(x, grid, *params, 3, "silu")
@@ -106,18 +108,38 @@ def test_unavailable_extension_falls_back_to_dense(monkeypatch):
         y = kan_linear(x, grid, *params, 3, "silu", uniform=True, path=path)
         assert y.grad_fn.name() == expected
         torch.testing.assert_close(y, ref, rtol=0, atol=1e-10)
-    assert fused.build_error() == "test"
+    assert kernels.build_error() == "test"
 
 
 def test_env_var_disables_build(monkeypatch):
     monkeypatch.setenv("KANLAB_NO_CPP", "1")
-    module, reason = fused._build()
+    module, reason = extension._build()
     assert module is None and "KANLAB_NO_CPP" in reason
+
+
+def test_build_announces_itself_once_on_stderr_only_when_compiling(monkeypatch, tmp_path, capsys):
+    """The first build on a machine says so on stderr (issue 16); a cached build is silent."""
+    from torch.utils import cpp_extension
+    built = []
+
+    def fake_load(name, **kwargs):  # stands in for the compiler: writes the library
+        built.append(name)
+        (tmp_path / f"{name}.so").write_bytes(b"")
+    monkeypatch.delenv("KANLAB_NO_CPP", raising=False)
+    monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: True)
+    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: str(tmp_path))
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    for _ in range(2):
+        monkeypatch.setattr(extension, "_STATE", {})
+        extension.load_extension()
+        extension.load_extension()
+    assert len(built) == 2
+    assert capsys.readouterr().err == extension.BUILD_MESSAGE + "\n"  # once: the second was cached
 
 
 def test_threads_split_rows_without_changing_results(ext):
     grid, x, _ = problem(600, 16, 3, 5, 3, seed=4)  # 600 * 16 * 9 entries: several threads
-    m_w, m_d = fused._mats(3, x.dtype)
+    m_w, m_d = uniform_basis_matrices(3, x.dtype, x.device)
     b = torch.nn.functional.silu(x)
     gp = torch.randn(600, 16 * 9, dtype=torch.float64)
     threads = torch.get_num_threads()

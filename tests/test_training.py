@@ -19,9 +19,11 @@ def test_lbfgs_learns_and_records_history():
     hist = model.fit(data, steps=15, progress=False)
     assert len(hist.train_rmse) == len(hist.test_rmse) == 15
     assert hist.test_rmse[-1] < 0.05 * data.test_label.std()
-    assert hist.grid_update_steps == [0, 5, 10]
+    assert hist.grid_update_steps == [0, 1, 2, 3, 4, 5, 6]  # stop = steps // 2, every stop // 10 steps
     pred = model(data.test_input).detach()
     assert abs(float(torch.sqrt(((pred - data.test_label) ** 2).mean())) - hist.test_rmse[-1]) < 1e-12
+    hist = model.fit(data, steps=100, progress=False, max_iter=1)
+    assert hist.grid_update_steps == list(range(0, 50, 5))  # the paper's schedule for 100 steps
 
 
 def test_adam_minibatch_and_dataloader():
@@ -89,7 +91,7 @@ def test_divergence_keeps_last_good_parameters():
 
     with pytest.raises(TrainingDiverged, match="diverged at step 4"):
         model.fit(data, steps=10, optimizer="adam", loss=loss, update_grid=False, callbacks=[remember],
-                  progress=False)
+                  progress=False, warm_start=False)  # callbacks do not see the probed start
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), good["params"]))
 
 
@@ -97,7 +99,7 @@ def test_divergence_keeps_last_good_parameters():
     (lambda d: d.update(train_input=d["train_input"][:, :1]), r"train_input.*\(\.\.\., 2\)"),
     (lambda d: d["train_input"].__setitem__((0, 0), float("nan")), "train_input.*NaN"),
     (lambda d: d["test_label"].__setitem__((1, 0), float("inf")), "test_label.*NaN or inf"),
-    (lambda d: d.update(train_label=d["train_label"][:, 0]), r"train_label.*\(N, 1\)"),
+    (lambda d: d.update(train_label=d["train_label"].repeat(1, 2)), r"train_label.*\(N, 1\)"),
     (lambda d: d.update(train_input=d["train_input"][:0], train_label=d["train_label"][:0]), "empty"),
 ])
 def test_bad_data(change, match):

@@ -1,9 +1,9 @@
-"""What the `kanlab` subcommands do (argument parsing lives in :mod:`kanlab.cli`)."""
+"""What `kanlab predict / formula / plot / build-kernels` do (argument parsing lives in :mod:`kanlab.cli`,
+`fit` in :mod:`kanlab.cli_fit`)."""
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -12,142 +12,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .datasets.core import Dataset
-from .datasets.tables import default_features, read_table, table_arrays
-from .losses import evaluate, resolve_loss
+from .datasets.tables import read_table, table_arrays
 from .network import KAN
-from .sparse import fit_sparse
 
-__all__ = ["run_fit", "run_predict", "run_formula", "run_plot", "FIT_OUTPUTS"]
+__all__ = ["run_predict", "run_formula", "run_plot", "run_build_kernels", "format_formulas", "write_png",
+           "write_table", "OUTPUT_FORMATS"]
 
-FIT_OUTPUTS = ("model.kan", "metrics.json", "formula.txt", "formula.tex", "network.png")
-
-
-# ---------------------------------------------------------------------- fit
-def run_fit(args) -> int:
-    """Train and write ``--out``; under ``torchrun`` every rank trains and rank 0 writes."""
-    from .distributed import init_from_env
-
-    owned = init_from_env()
-    try:
-        return _run_fit(args)
-    finally:
-        if owned:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+# --out suffix -> format of `kanlab predict` (stdout: CSV)
+OUTPUT_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+                  ".json": "json"}
 
 
-def _run_fit(args) -> int:
-    from .distributed import is_rank_zero
-
-    out = Path(args.out)
-    _check_out_dir(out)
-    _check_fit_args(args)
-    frame = read_table(args.data)
-    targets = args.target
-    features = args.features if args.features is not None else default_features(frame, targets)
-    if not features:
-        raise ValueError(f"{args.data}: no feature columns left besides the target(s) {targets}")
-    overlap = sorted(set(features) & set(targets))
-    if overlap:
-        raise ValueError(f"column(s) {overlap} are both features and targets")
-    x = table_arrays(frame, features, args.data)
-    y = table_arrays(frame, targets, args.data)
-    dtype = torch.float32 if args.float32 else torch.float64
-    data = _split(torch.tensor(x, dtype=dtype), torch.tensor(y, dtype=dtype), args.test_size, args.seed, args.data)
-    start = time.perf_counter()
-    model, notes = _train(args, data, features, targets, dtype)
-    metrics = _metrics(model, data, args, features, targets, time.perf_counter() - start)
-    formula_txt, formula_tex = _formulas(model, args, features, notes)
-    if not is_rank_zero():
-        return 0
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    tmp.chmod(0o755)  # mkdtemp makes it private; it becomes the output directory
-    try:
-        model.save(tmp / "model.kan")
-        (tmp / "formula.txt").write_text(formula_txt)
-        (tmp / "formula.tex").write_text(formula_tex)
-        _write_png(model, data.train_input, tmp / "network.png", notes)
-        metrics["notes"] = notes
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        _commit_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
-
-
-def _check_out_dir(out: Path) -> None:
-    if not out.parent.is_dir():
-        raise ValueError(f"--out {str(out)!r}: parent directory {str(out.parent)!r} does not exist")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
-
-
-def _check_fit_args(args) -> None:
-    if args.steps < 0:
-        raise ValueError(f"--steps must be >= 0, got {args.steps}")
-    if not 0.0 <= args.test_size < 1.0:
-        raise ValueError(f"--test-size must be in [0, 1), got {args.test_size}")
-    if args.lamb < 0:
-        raise ValueError(f"--lamb must be >= 0, got {args.lamb}")
-    if args.k < 1:
-        raise ValueError(f"--k must be >= 1, got {args.k}")
-
-
-def _split(x, y, test_size: float, seed: int, name: str) -> Dataset:
-    n = x.shape[0]
-    n_test = int(round(n * test_size)) if test_size > 0 else 0
-    if n - n_test < 2:
-        raise ValueError(f"{name}: {n} row(s) is too few to train on (need at least 2 training rows)")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    train, test = order[n_test:], order[:n_test] if n_test else order[n_test:]
-    return Dataset(x[train], y[train], x[test], y[test])
-
-
-def _train(args, data: Dataset, features, targets, dtype):
-    notes = []
-    model = KAN(width=[len(features), *args.width, len(targets)], grid_size=args.grid[0], spline_order=args.k,
-                seed=args.seed, dtype=dtype, input_names=features, output_names=targets)
-    fit_kw = dict(steps=args.steps, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
-                  lamb=args.lamb, progress=not args.quiet, seed=args.seed)
-    for i, grid in enumerate(args.grid):
-        if i > 0:  # finer grids placed on the training activations (as `kanlab demo`)
-            model = model.refine(grid, data.train_input)
-        if i == 0 and args.prune:  # the pruning recipe: sparse fit on the coarse grid, prune, go on smaller
-            fit_sparse(model, data, **dict(fit_kw, lamb=args.lamb or 1e-3))
-            model = model.prune(data.train_input)
-            notes.append(f"pruned to width {model.width}")
-            fit_kw["lamb"] = 0.0
-        model.fit(data, **fit_kw)
-    if args.symbolic:  # snap to closed forms, then polish their affine parameters
-        model.auto_symbolic(data.train_input)
-        model.fit(data, **dict(fit_kw, update_grid=False))
-    return model, notes
-
-
-def _metrics(model: KAN, data: Dataset, args, features, targets, seconds: float) -> dict:
-    kind, loss_fn = resolve_loss("mse")
-    train = evaluate(model, kind, loss_fn, data.train_input, data.train_label)
-    test = evaluate(model, kind, loss_fn, data.test_input, data.test_label)
-    return {"data": str(args.data), "features": list(features), "targets": list(targets),
-            "n_train": int(data.train_input.shape[0]), "n_test": int(data.test_input.shape[0]),
-            "width": model.width, "grid_sizes": list(args.grid), "grid_size": model.config.grid_size,
-            "steps_per_grid": args.steps, "optimizer": args.optimizer, "lamb": args.lamb,
-            "pruned": bool(args.prune), "symbolic": bool(args.symbolic), "n_params": model.n_params(),
-            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-            "train_rmse": train["rmse"], "test_rmse": test["rmse"], "seconds": round(seconds, 3)}
-
-
-def _formulas(model: KAN, args, features, notes: list) -> tuple[str, str]:
-    if not args.symbolic:
-        notes.append("formula.txt/.tex: no symbolic formula (run with --symbolic)")
-        return ("# no symbolic formula: run `kanlab fit ... --symbolic`\n",
-                "% no symbolic formula: run `kanlab fit ... --symbolic`\n")
-    return _format_formulas(model, features)
-
-
-def _format_formulas(model: KAN, features=None) -> tuple[str, str]:
+# ---------------------------------------------------------------------- shared
+def format_formulas(model: KAN, features=None) -> tuple[str, str]:
+    """``(text, latex)``: one line ``output = formula`` per output of a fully symbolic model."""
     import sympy
 
     names = list(features or model.config.input_names or [f"x{i}" for i in range(model.n_inputs)])
@@ -159,7 +37,8 @@ def _format_formulas(model: KAN, features=None) -> tuple[str, str]:
     return text, tex
 
 
-def _write_png(model: KAN, x, path: Path, notes: list) -> None:
+def write_png(model: KAN, x, path: Path, notes: list) -> None:
+    """Draw the network on ``x`` into ``path``; a note instead when plotting is unavailable."""
     try:
         import matplotlib
 
@@ -174,22 +53,36 @@ def _write_png(model: KAN, x, path: Path, notes: list) -> None:
     plt.close(fig)
 
 
-def _commit_dir(tmp: Path, out: Path) -> None:
-    """Move the finished outputs into ``out``: one rename when ``out`` is new or empty, else file
-    by file (each an atomic replace), removing stale outputs of an earlier run."""
-    if out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-    if not out.exists():
-        os.replace(tmp, out)
+def write_table(frame, out) -> None:
+    """Write ``frame`` to ``out`` in the format its suffix names (atomically), or CSV to stdout
+    when ``out`` is None. CSV floats are written with 17 digits (they read back exactly)."""
+    if out is None:
+        frame.to_csv(sys.stdout, index=False, float_format="%.17g")
+        sys.stdout.flush()
         return
-    for name in FIT_OUTPUTS:
-        if not (tmp / name).exists() and (out / name).exists():
-            (out / name).unlink()
-    for item in tmp.iterdir():
-        os.replace(item, out / item.name)
+    out = Path(out)
+    kind = OUTPUT_FORMATS.get(out.suffix.lower())
+    if kind is None:
+        raise ValueError(f"--out {str(out)!r}: unknown output format {out.suffix!r} (use one of "
+                         f"{sorted(OUTPUT_FORMATS)})")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {str(out)!r}: directory {str(out.parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if kind == "parquet":
+            frame.to_parquet(tmp, index=False)
+        elif kind == "json":  # Python's float repr round-trips exactly (pandas' to_json stops at 15 digits)
+            with open(tmp, "w") as f:
+                json.dump(frame.to_dict(orient="records"), f)
+        else:
+            frame.to_csv(tmp, index=False, float_format="%.17g", sep="\t" if kind == "tsv" else ",")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
-# ---------------------------------------------------------------------- predict / formula / plot
 def _model_inputs(model: KAN, data_path):
     frame = read_table(data_path)
     names = model.config.input_names
@@ -202,31 +95,36 @@ def _model_inputs(model: KAN, data_path):
     return torch.tensor(table_arrays(frame, list(names), str(data_path)), dtype=dtype), frame
 
 
+# ---------------------------------------------------------------------- predict / formula / plot
 def run_predict(args) -> int:
+    """Predictions of a saved model: numbers for regression; for a classifier the labels (and,
+    with ``--proba``, one probability column ``proba_<class>`` per class)."""
     import pandas as pd
 
-    from .io import load
+    from .io import load, read_metadata
 
     model = load(args.model)
+    meta = read_metadata(args.model)
     x, _ = _model_inputs(model, args.data)
     with torch.no_grad():
-        pred = model(x).numpy()
-    names = list(model.config.output_names or [f"y{j}" for j in range(model.n_outputs)])
-    frame = pd.DataFrame(pred.astype(np.float64), columns=names)
-    if args.out is None:
-        frame.to_csv(sys.stdout, index=False, float_format="%.17g")
-        return 0
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise ValueError(f"--out {str(out)!r}: directory {str(out.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            frame.to_csv(f, index=False, float_format="%.17g")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        out = torch.cat([model(x[i:i + 65536]) for i in range(0, x.shape[0], 65536)]).double().numpy()
+    if meta.get("task") == "classification":
+        classes = meta["classes"]
+        target = (meta.get("targets") or ["label"])[0]
+        labels = np.empty(len(out), dtype=object)
+        labels[:] = [classes[i] for i in out.argmax(axis=1)]
+        frame = pd.DataFrame({target: labels})
+        if args.proba:
+            z = np.exp(out - out.max(axis=1, keepdims=True))
+            proba = z / z.sum(axis=1, keepdims=True)
+            for j, c in enumerate(classes):
+                frame[f"proba_{c}"] = proba[:, j]
+    else:
+        if args.proba:
+            raise ValueError(f"--proba needs a classifier; {args.model} is a regression model")
+        names = list(model.config.output_names or [f"y{j}" for j in range(model.n_outputs)])
+        frame = pd.DataFrame(out, columns=names)
+    write_table(frame, args.out)
     return 0
 
 
@@ -234,7 +132,12 @@ def run_formula(args) -> int:
     from .io import load
 
     model = load(args.model)
-    text, tex = _format_formulas(model)
+    numeric = sum(int((layer.mask != 0).sum()) for layer in model.layers)
+    if numeric:
+        raise ValueError(f"{args.model} has no formula: {numeric} of its edges are numeric splines (`kanlab fit "
+                         "--symbolic` keeps a formula only where it keeps the fit; see symbolic_report in "
+                         "metrics.json)")
+    text, tex = format_formulas(model)
     sys.stdout.write(tex if args.latex else text)
     return 0
 
@@ -248,7 +151,30 @@ def run_plot(args) -> int:
     if not out.parent.is_dir():
         raise ValueError(f"--out {str(out)!r}: directory {str(out.parent)!r} does not exist")
     notes: list = []
-    _write_png(model, x, out, notes)
+    write_png(model, x, out, notes)
     if notes:
         raise ImportError(notes[0])
+    return 0
+
+
+# ---------------------------------------------------------------------- build-kernels
+def build_extension():
+    """Build (or load from torch's cache) the C++ kernels: ``(module or None, reason or None)``."""
+    from . import kernels
+
+    module = kernels.load_extension()
+    return module, (kernels.build_error() if module is None else None)
+
+
+def run_build_kernels(args) -> int:
+    """`kanlab build-kernels`: build the optional C++ kernels now (once per machine, ~2 min),
+    so that no later fit pays for it. Exit 0 when they are available, 1 when they cannot be built."""
+    start = time.perf_counter()
+    module, error = build_extension()
+    seconds = time.perf_counter() - start
+    if module is None:
+        print(f"kanlab: C++ kernels unavailable ({error}); kanlab runs on its eager PyTorch paths",
+              file=sys.stderr)
+        return 1
+    print(f"kanlab: C++ kernels ready ({seconds:.1f} s; cached in torch's extension directory)")
     return 0

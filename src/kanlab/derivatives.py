@@ -23,14 +23,12 @@ Example:
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from . import splines
-from .activations import base_function
-from .kernels.common import base_derivative
+from .activations import activation
+from .kernels.common import pack_weights
 from .validation import check_finite, check_input
 
 __all__ = ["basis_jet", "base_jet", "layer_jet", "multiply_jets", "input_jet", "laplacian", "supports_jet"]
@@ -52,30 +50,11 @@ def basis_jet(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tenso
     return levels[k], d1, d2
 
 
-def _silu_d2(x: Tensor) -> Tensor:
-    s = torch.sigmoid(x)
-    return s * (1 - s) * (2 + x * (1 - 2 * s))
-
-
-def _tanh_d2(x: Tensor) -> Tensor:
-    t = torch.tanh(x)
-    return -2 * t * (1 - t * t)
-
-
-def _gelu_d2(x: Tensor) -> Tensor:
-    return torch.exp(-0.5 * x * x) * (2 - x * x) * (1 / math.sqrt(2 * math.pi))
-
-
-_SECOND = {"silu": _silu_d2, "tanh": _tanh_d2, "gelu": _gelu_d2, "identity": torch.zeros_like,
-           "zero": torch.zeros_like, "relu": torch.zeros_like}
-
-
 def base_jet(name: str, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``b(x)``, ``b'(x)``, ``b''(x)`` of the base activation ``name`` in closed form
-    (relu's second derivative is 0 away from 0). Shape: ``(N, n_in)`` -> three ``(N, n_in)``."""
-    if name not in _SECOND:
-        raise ValueError(f"base_activation {name!r} has no closed-form second derivative")
-    return base_function(name)(x), base_derivative(name, x), _SECOND[name](x)
+    (:class:`~kanlab.activations.BaseActivation`). Shape: ``(N, n_in)`` -> three ``(N, n_in)``."""
+    act = activation(name)
+    return act.function(x), act.derivative(x), act.second(x)
 
 
 def layer_jet(layer, h: Tensor, dh: Tensor, d2h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -99,8 +78,7 @@ def layer_jet(layer, h: Tensor, dh: Tensor, d2h: Tensor) -> tuple[Tensor, Tensor
     second = a2.unsqueeze(1) * dh.transpose(1, 2).pow(2).unsqueeze(-1) + \
         a1.unsqueeze(1) * d2h.transpose(1, 2).unsqueeze(-1)  # (N, D, n_in, nb+1)
     rows = torch.cat([a0.unsqueeze(1), first, second], dim=1).reshape(n * (1 + 2 * d), -1)
-    weight = torch.cat([(layer.scale_base * layer.mask).unsqueeze(-1),
-                        (layer.scale_spline * layer.mask).unsqueeze(-1) * layer.coef], dim=-1)
+    weight = pack_weights(layer.coef, layer.scale_base * layer.mask, layer.scale_spline * layer.mask)
     out = (rows @ weight.flatten(1).T).reshape(n, 1 + 2 * d, -1)  # (N, 1+2D, n_out)
     return out[:, 0], out[:, 1:1 + d].transpose(1, 2), out[:, 1 + d:].transpose(1, 2)
 
@@ -122,12 +100,11 @@ def multiply_jets(y: Tensor, dy: Tensor, d2y: Tensor, arity: int) -> tuple[Tenso
 
 
 def supports_jet(model: nn.Module) -> bool:
-    """True for a :class:`~kanlab.KAN` whose edges the closed-form jet covers (no symbolic edges,
-    known base activations); other models use autograd in :func:`input_jet`."""
+    """True for a :class:`~kanlab.KAN` whose edges the closed-form jet covers (no symbolic
+    edges); other models use autograd in :func:`input_jet`."""
     from .network import KAN
 
-    return (isinstance(model, KAN) and len(model.symbolic) == 0
-            and all(layer.base_activation in _SECOND for layer in model.layers))
+    return isinstance(model, KAN) and len(model.symbolic) == 0
 
 
 def _kan_jet(model, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -5,7 +5,7 @@ with the batch dimension left dynamic.
 
 Example:
     >>> model = KAN(width=[2, 5, 1])
-    >>> to_onnx(model, "model.onnx")  # doctest: +SKIP
+    >>> to_onnx(model, example_input(model), "model.onnx")  # torch.onnx.export's order  # doctest: +SKIP
     >>> program = to_exported_program(model)  # torch.export.ExportedProgram
     >>> fast = compile_model(model)  # torch.compile
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import io as _io
+import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -57,20 +59,28 @@ def to_exported_program(model: KAN, example: Tensor | None = None, dynamic_batch
     """``torch.export.export`` of the model: a :class:`torch.export.ExportedProgram` whose
     ``.module()`` computes the same outputs (batch size free when ``dynamic_batch``)."""
     _check(model)
+    example = _one_tensor(example, "example")
     x = example if example is not None else example_input(model)
     with _inference(model):
         return torch.export.export(model, (x,), dynamic_shapes=_batch_dim() if dynamic_batch else None)
 
 
-def to_onnx(model: KAN, path, example: Tensor | None = None, opset: int | None = None,
-            dynamic_batch: bool = True) -> Path:
+def to_onnx(model: KAN, args=None, f=None, opset: int | None = None, dynamic_batch: bool = True) -> Path:
     """Write the model as an ONNX file (input ``"x"`` ``(batch, width[0])``, output ``(batch, width[-1])``).
+
+    Arguments come in :func:`torch.onnx.export`'s order: ``to_onnx(model, example, path)``, or
+    ``to_onnx(model, f=path)`` to trace on :func:`example_input`. The old order
+    ``to_onnx(model, path, example)`` still works with a DeprecationWarning.
+
+    Args:
+        args: the example input ``(batch, width[0])`` (or a 1-tuple holding it); None: built.
+        f: the file to write; its directory must exist.
 
     Uses the ``torch.export``-based exporter (needs ``onnx`` and ``onnxscript``); run the file
     with ``onnxruntime``. Returns the path.
     """
     _check(model)
-    path = Path(path)
+    example, path = _example_and_path(args, f, "to_onnx")
     if not path.parent.is_dir():
         raise ValueError(f"cannot write {str(path)!r}: directory {str(path.parent)!r} does not exist")
     x = example if example is not None else example_input(model)
@@ -82,6 +92,27 @@ def to_onnx(model: KAN, path, example: Tensor | None = None, opset: int | None =
     return path
 
 
+def _example_and_path(args, f, caller: str) -> tuple[Tensor | None, Path]:
+    """``(example, path)`` from torch.onnx.export's order, or from the old ``(path, example)``."""
+    if isinstance(args, (str, os.PathLike)):  # the old order: (model, path, example)
+        warnings.warn(f"{caller}(model, path, example) is deprecated; use torch.onnx.export's order "
+                      f"{caller}(model, example, path) or {caller}(model, f=path)", DeprecationWarning, stacklevel=3)
+        args, f = f, args
+    if f is None:
+        raise TypeError(f"{caller}() needs the output file: {caller}(model, example, path) or {caller}(model, f=path)")
+    return _one_tensor(args, "args"), Path(f)
+
+
+def _one_tensor(args, name: str) -> Tensor | None:
+    """The example tensor from ``args``: a tensor, a 1-tuple holding one, or None."""
+    if isinstance(args, (tuple, list)) and len(args) == 1:
+        args = args[0]
+    if args is not None and not isinstance(args, Tensor):
+        raise TypeError(f"{name} must be the example input tensor (batch, n_inputs) or a 1-tuple holding it, "
+                        f"got {type(args).__name__}")
+    return args
+
+
 def to_torchscript(model: KAN, example: Tensor | None = None):
     """A TorchScript module by tracing (``torch.jit.trace``); save it with ``.save(path)``.
 
@@ -89,9 +120,8 @@ def to_torchscript(model: KAN, example: Tensor | None = None):
     model's Python-side argument checks are not part of the traced module. TorchScript is
     deprecated in recent PyTorch: prefer :func:`to_exported_program`.
     """
-    import warnings
-
     _check(model)
+    example = _one_tensor(example, "example")
     x = example if example is not None else example_input(model)
     with _inference(model), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the shape checks are constant here

@@ -8,9 +8,28 @@ from torch import Tensor, nn
 
 from . import kernels, splines
 from .activations import base_function
-from .validation import check_input
+from .validation import (check_dtype, check_finite, check_float, check_grid_range, check_input, check_int,
+                         check_memory)
 
-__all__ = ["KANLayer"]
+__all__ = ["KANLayer", "estimate_layer_bytes"]
+
+
+def estimate_layer_bytes(n_in: int, n_out: int, grid_size: int, spline_order: int, itemsize: int,
+                         n_samples: int | None = None) -> tuple[int, int]:
+    """Memory of one layer: ``(parameter and buffer bytes, peak bytes of a spline fit)``.
+
+    The fit is the float64 least squares that initialisation (``grid_size + 1`` points), grid
+    updates and refinement (fill points of the old and new grids, about ``4 (k + 1) G``) run:
+    basis, augmented system, its Q factor and right-hand side, and the old splines at the
+    points; with ``n_samples`` the samples' sort (values and indices) is added.
+    """
+    nb = grid_size + spline_order
+    params = itemsize * (n_out * n_in * (nb + 3) + n_in * (nb + spline_order + 1))
+    points = grid_size + 1 if n_samples is None else 4 * (spline_order + 1) * grid_size + 2
+    rows = points + nb
+    fit = 8 * n_in * rows * (4 * nb + n_out) + itemsize * points * n_out * n_in
+    fit += (itemsize + 8) * n_in * (n_samples or 0)
+    return params, fit
 
 
 class KANLayer(nn.Module):
@@ -48,16 +67,15 @@ class KANLayer(nn.Module):
                  grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 0.02,
                  noise_scale: float = 0.1, dtype=None, device=None, generator: torch.Generator | None = None):
         super().__init__()
-        _check_positive_int("in_features", in_features)
-        _check_positive_int("out_features", out_features)
-        _check_positive_int("grid_size", grid_size)
-        _check_positive_int("spline_order", spline_order)
+        in_features, out_features = check_int("in_features", in_features, 1), check_int("out_features", out_features, 1)
+        grid_size, spline_order = check_int("grid_size", grid_size, 1), check_int("spline_order", spline_order, 1)
         base_function(base_activation)  # validates the name
-        lo, hi = (float(v) for v in grid_range)
-        if not lo < hi:
-            raise ValueError(f"grid_range must be (lo, hi) with lo < hi, got {grid_range!r}")
-        if not 0.0 <= grid_eps <= 1.0:
-            raise ValueError(f"grid_eps must be in [0, 1], got {grid_eps!r}")
+        lo, hi = check_grid_range(grid_range)
+        grid_eps = check_float("grid_eps", grid_eps, 0.0, 1.0)
+        noise_scale = check_float("noise_scale", noise_scale, 0.0)
+        item = torch.empty((), dtype=check_dtype(dtype)).element_size()
+        check_memory(f"KANLayer({in_features}, {out_features}, grid_size={grid_size})",
+                     sum(estimate_layer_bytes(in_features, out_features, grid_size, spline_order, item)), device)
         self.in_features, self.out_features = in_features, out_features
         self.grid_size, self.spline_order = grid_size, spline_order
         self.grid_range = (lo, hi)
@@ -149,12 +167,41 @@ class KANLayer(nn.Module):
         (``grid_eps``). Coefficients are refit by least squares on the samples plus points
         filling every new interval, so the function is kept where the data lies.
         """
+        x = self._check_samples(x, self.grid_size)
+        new_grid = self._checked_grid(splines.adaptive_grid(x, self.grid_size, self.spline_order, self.grid_eps))
+        coef = self._checked_coef(splines.curve_to_coef(*self._samples(new_grid), new_grid, self.spline_order))
+        self.coef.copy_(coef)  # nothing was changed until here: a rejected update leaves the layer as it was
+        self.grid.copy_(new_grid)
+        self._uniform = splines.grid_is_uniform(new_grid)
+
+    def _check_samples(self, x: Tensor, grid_size: int) -> Tensor:
+        """``x`` as ``(N, n_in)``: finite, at least 2 samples, and a fit on it that fits in memory."""
         check_input(x, self.in_features, "x")
         x = x.reshape(-1, self.in_features)
         if x.shape[0] < 2:
             raise ValueError(f"update_grid needs at least 2 samples in x, got {x.shape[0]}")
-        new_grid = splines.adaptive_grid(x, self.grid_size, self.spline_order, self.grid_eps)
-        self._refit(new_grid, x)
+        check_finite(x, "x")
+        self.check_fit_memory(grid_size, x.shape[0])
+        return x
+
+    def check_fit_memory(self, grid_size: int, n_samples: int | None) -> None:
+        """Raise ValueError before a grid update / refinement that would not fit in memory."""
+        params, fit = estimate_layer_bytes(self.in_features, self.out_features, grid_size, self.spline_order,
+                                           self.coef.element_size(), n_samples)
+        check_memory(f"a spline fit of {n_samples or 'no'} samples on a grid of {grid_size} intervals "
+                     f"(layer {self.in_features} -> {self.out_features})", params + fit, self.coef.device)
+
+    def _checked_grid(self, grid: Tensor) -> Tensor:
+        if not bool(torch.isfinite(grid).all()) or not bool((grid.diff(dim=1) >= 0).all()):
+            raise ValueError("the samples give a grid that is not finite and non-decreasing (values too large "
+                             "for the dtype?); rescale the inputs")
+        return grid
+
+    def _checked_coef(self, coef: Tensor) -> Tensor:
+        if not bool(torch.isfinite(coef).all()):
+            raise ValueError("refitting the splines on the samples gave NaN or inf coefficients (values too "
+                             "large for the dtype?); rescale the inputs")
+        return coef
 
     @torch.no_grad()
     def refine(self, grid_size: int, x: Tensor | None = None) -> "KANLayer":
@@ -166,7 +213,11 @@ class KANLayer(nn.Module):
         (as :meth:`update_grid` would, at the new size), so that inputs which had moved onto
         the old grid's extension knots stay represented.
         """
-        _check_positive_int("grid_size", grid_size)
+        grid_size = check_int("grid_size", grid_size, 1)
+        if x is not None:
+            x = self._check_samples(x, grid_size)
+        else:
+            self.check_fit_memory(grid_size, 0)
         new = KANLayer(self.in_features, self.out_features, grid_size, self.spline_order,
                        self.grid_range, self.base_activation, self.grid_eps, self.noise_scale,
                        dtype=self.coef.dtype, device=self.coef.device)
@@ -176,31 +227,23 @@ class KANLayer(nn.Module):
         if x is None:
             new_grid = splines.refinement_grid(self.grid, self.spline_order, grid_size)
         else:
-            check_input(x, self.in_features, "x")
-            x = x.reshape(-1, self.in_features)
-            new_grid = splines.adaptive_grid(x, grid_size, self.spline_order, self.grid_eps)
+            new_grid = self._checked_grid(splines.adaptive_grid(x, grid_size, self.spline_order, self.grid_eps))
         new.grid.copy_(new_grid)
-        new.coef.copy_(splines.curve_to_coef(*self._samples(new_grid, x), new_grid, self.spline_order))
+        new.coef.copy_(self._checked_coef(splines.curve_to_coef(*self._samples(new_grid), new_grid,
+                                                                self.spline_order)))
         new._uniform = splines.grid_is_uniform(new_grid)
         return new
 
-    def _samples(self, new_grid: Tensor, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Points filling every interval of the new grid (plus ``x``), clamped to its range,
-        and the old splines there. Shape: ``(M, n_in)`` and ``(M, n_out, n_in)``."""
+    def _samples(self, new_grid: Tensor) -> tuple[Tensor, Tensor]:
+        """Points filling every interval of the new and the old grid, clamped to the new
+        grid's range, and the old splines there. The new grid follows the data (quantiles
+        and range), so its points weight the fit like the data does, and their number
+        depends on the grid sizes only, never on the number of samples.
+
+        Shape: ``(M, n_in)`` and ``(M, n_out, n_in)`` with ``M = 2 (k + 1) (G_new + G_old) + 2``.
+        """
         k = self.spline_order
-        pts = [splines.fill_points(new_grid, k, 2 * (k + 1)), splines.fill_points(self.grid, k, 2 * (k + 1))]
-        if x is not None:
-            pts.append(x)
-        pts = torch.cat(pts, dim=0)
+        pts = torch.cat([splines.fill_points(new_grid, k, 2 * (k + 1)),
+                         splines.fill_points(self.grid, k, 2 * (k + 1))], dim=0)
         pts = torch.minimum(torch.maximum(pts, new_grid[:, k]), new_grid[:, -k - 1])
         return pts, self.spline(pts)
-
-    def _refit(self, new_grid: Tensor, x: Tensor) -> None:
-        self.coef.copy_(splines.curve_to_coef(*self._samples(new_grid, x), new_grid, self.spline_order))
-        self.grid.copy_(new_grid)
-        self._uniform = splines.grid_is_uniform(new_grid)
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

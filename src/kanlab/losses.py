@@ -10,23 +10,31 @@ from torch import Tensor
 __all__ = ["LOSSES", "resolve_loss", "check_labels"]
 
 LOSSES = ("mse", "cross_entropy")
+# other spellings users bring along (torch's class names, pykan's, scikit-learn's)
+_LOSS_ALIASES = {"mseloss": "mse", "squared_error": "mse", "crossentropy": "cross_entropy",
+                 "crossentropyloss": "cross_entropy", "cross-entropy": "cross_entropy", "ce": "cross_entropy",
+                 "log_loss": "cross_entropy"}
 
 
 def resolve_loss(loss) -> tuple[str, Callable[[Tensor, Tensor], Tensor]]:
     """``("mse" | "cross_entropy" | "custom", fn(pred, label) -> scalar)``."""
     if callable(loss):
         return "custom", loss
-    if loss == "mse":
+    name = _LOSS_ALIASES.get(loss.lower(), loss.lower()) if isinstance(loss, str) else None
+    if name == "mse":
         return "mse", F.mse_loss
-    if loss == "cross_entropy":
+    if name == "cross_entropy":
         return "cross_entropy", F.cross_entropy
-    raise ValueError(f"loss must be one of {list(LOSSES)} or a callable(pred, label) -> scalar, got {loss!r}")
+    raise ValueError(f"loss must be one of {list(LOSSES)} (any case) or a callable(pred, label) -> scalar, "
+                     f"got {loss!r}")
 
 
 def check_labels(kind: str, label: Tensor, n_outputs: int, name: str) -> None:
-    """Labels must match the model: ``(N, n_out)`` for mse, class indices ``(N,)`` in
-    ``[0, n_out)`` (or probabilities ``(N, n_out)``) for cross-entropy."""
+    """Labels must match the model: ``(N, n_out)`` for mse (``(N,)`` too when ``n_out == 1``),
+    class indices ``(N,)`` in ``[0, n_out)`` (or probabilities ``(N, n_out)``) for cross-entropy."""
     if kind == "mse":
+        if label.dim() == 1 and n_outputs == 1:  # (N,) for a one-output model: read as (N, 1)
+            return
         if label.dim() != 2 or label.shape[1] != n_outputs:
             hint = " (use label[:, None] for a one-output model)" if label.dim() == 1 else ""
             raise ValueError(f"{name} must have shape (N, {n_outputs}) to match the model's outputs, "
@@ -44,9 +52,11 @@ def check_labels(kind: str, label: Tensor, n_outputs: int, name: str) -> None:
 
 
 def prepare_labels(kind: str, label: Tensor) -> Tensor:
-    """Cross-entropy wants long class indices."""
+    """Cross-entropy wants long class indices; mse labels ``(N,)`` become ``(N, 1)``."""
     if kind == "cross_entropy" and label.dim() == 1:
         return label.long()
+    if kind == "mse" and label.dim() == 1:
+        return label[:, None]
     return label
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .pruning import attribute
-from .validation import check_input
+from .validation import check_float, check_index, check_input, check_int
 
 __all__ = ["plot_network", "plot_edge", "edge_curves", "NUMERIC_COLOR", "SYMBOLIC_COLOR"]
 
@@ -37,8 +37,7 @@ def edge_curves(model, x: Tensor, n_points: int = 50) -> list[tuple[Tensor, Tens
     Returns, per layer, ``t`` ``(n_points, n_in)`` (column ``i`` spans node ``i``'s range)
     and ``phi`` ``(n_points, n_out, n_in)`` with ``phi[:, j, i]`` the edge ``i -> j`` at ``t[:, i]``.
     """
-    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
-        raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}")
+    check_int("n_points", n_points, 2)
     _, acts = model.forward_with_activations(x.reshape(-1, model.n_inputs))
     out = []
     for l, a in enumerate(acts):
@@ -51,8 +50,7 @@ def edge_curves(model, x: Tensor, n_points: int = 50) -> list[tuple[Tensor, Tens
 
 def _check_args(model, x, beta) -> None:
     check_input(x, model.n_inputs, "x")
-    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not beta > 0 or math.isinf(beta):
-        raise ValueError(f"beta must be a positive number, got {beta!r}")
+    check_float("beta", beta, 0.0, min_open=True)
 
 
 def _node_x(n: int) -> list[float]:
@@ -196,13 +194,9 @@ def plot_edge(model, l: int, i: int, j: int, x: Tensor, *, n_points: int = 200, 
     from matplotlib.figure import Figure
 
     check_input(x, model.n_inputs, "x")
-    for name, v, n in (("l", l, model.depth), ("i", i, model.layers[l].in_features if
-                                                  isinstance(l, int) and 0 <= l < model.depth else 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
-            raise IndexError(f"{name} must be an integer in [0, {n}), got {v!r}")
-    n_out = model.layers[l].out_features
-    if isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < n_out:
-        raise IndexError(f"j must be an integer in [0, {n_out}), got {j!r}")
+    l = check_index("l", l, model.depth)
+    check_index("i", i, model.layers[l].in_features)
+    check_index("j", j, model.layers[l].out_features)
     with torch.no_grad():
         acts = model.activations(x.reshape(-1, model.n_inputs))[l]
         t, phi = edge_curves(model, x, n_points)[l]
@@ -210,7 +204,7 @@ def plot_edge(model, l: int, i: int, j: int, x: Tensor, *, n_points: int = 200, 
     color = SYMBOLIC_COLOR if symbolic else NUMERIC_COLOR
     fig = Figure(figsize=(4.5, 3.5))
     ax = fig.add_subplot()
-    ax.scatter(acts.inputs[:, i].cpu(), acts.edges[:, j, i].cpu(), s=4, alpha=0.3, color="tab:blue",
+    ax.scatter(acts.inputs[:, i].cpu(), acts.edge(j, i).cpu(), s=4, alpha=0.3, color="tab:blue",
                label="data")
     ax.plot(t[:, i].cpu().tolist(), phi[:, j, i].cpu().tolist(), color=color, lw=2, gid=f"edge:{l}:{i}:{j}",
             label="symbolic" if symbolic else "spline")

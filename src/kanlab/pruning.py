@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .validation import check_input
+from .validation import check_float, check_index, check_input
 
 __all__ = ["Attribution", "attribute", "feature_scores", "prune", "prune_inputs", "remove_edge",
            "remove_node", "select_nodes"]
@@ -69,11 +69,7 @@ def _check_data(model, x) -> Tensor:
 
 
 def _check_threshold(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, inf), got {value!r}")
-    if not (0.0 <= float(value) < math.inf):
-        raise ValueError(f"{name} must be in [0, inf), got {value!r}")
-    return float(value)
+    return check_float(name, value, 0.0)
 
 
 def _node_to_sub(model, l: int, node_values: Tensor) -> Tensor:
@@ -108,8 +104,9 @@ def attribute(model, x: Tensor) -> Attribution:
     """
     x = _check_data(model, x)
     _, acts = model.forward_with_activations(x)
-    mags = [a.edges.std(dim=0) for a in acts]  # (n_out, n_in) per layer
-    means = [a.edges.mean(dim=0) for a in acts]
+    moments = [a.edge_moments() for a in acts]  # chunked: never (N, n_out, n_in) at once
+    means = [m for m, _ in moments]  # (n_out, n_in) per layer
+    mags = [s for _, s in moments]
     sub_std = [a.outputs.std(dim=0) for a in acts]  # (n_out,) per layer
     node = torch.ones(model.n_outputs, dtype=x.dtype, device=x.device)
     nodes, edges = [node], []
@@ -301,9 +298,7 @@ def prune_inputs(model, x: Tensor, threshold: float = 1e-2):
 
 
 def _check_index(name: str, value, n: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
-        raise IndexError(f"{name} must be an integer in [0, {n}), got {value!r}")
-    return value
+    return check_index(name, value, n)
 
 
 @torch.no_grad()
@@ -328,8 +323,7 @@ def remove_node(model, l: int, i: int):
     """A new, smaller KAN without hidden node ``i`` of node layer ``l`` (``1 <= l < depth``),
     its incoming and outgoing edges. Nothing is folded in: the new model equals the old one
     with that node's outgoing edges removed."""
-    if isinstance(l, bool) or not isinstance(l, int) or not 1 <= l < model.depth:
-        raise IndexError(f"l must be a hidden node layer in [1, {model.depth}), got {l!r}")
+    check_index("l", l, model.depth, low=1)  # a hidden node layer
     _check_index("i", i, sum(model.config.width[l]))
     keep = [torch.ones(sum(w), dtype=torch.bool) for w in model.config.width]
     keep[l][i] = False

@@ -24,7 +24,6 @@ __all__ = [
     "grid_is_uniform",
     "bspline_basis",
     "bspline_levels",
-    "bspline_basis_uniform",
     "bspline_basis_derivative",
     "differentiate_basis",
     "coef_to_curve",
@@ -129,70 +128,6 @@ def bspline_levels(x: Tensor, grid: Tensor, spline_order: int) -> list[Tensor]:
         right = (t[:, p + 1:] - xe) / _nonzero(right_den) * basis[..., 1:]
         levels.append(left + right)
     return levels
-
-
-def bspline_basis_uniform(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
-    """Closed-form bases for uniform grids: span index plus ``k + 1`` local weights.
-
-    Equal to :func:`bspline_basis` when every row of ``grid`` is equally spaced, at
-    ``O(k^2)`` work per input instead of ``O(k * n_knots)``.
-
-    Shape: as :func:`bspline_basis`.
-    """
-    span, weights = uniform_local_basis(x, grid, spline_order)
-    return scatter_local(span, weights, grid.shape[1] - 1 - spline_order, spline_order)
-
-
-def uniform_local_basis(x: Tensor, grid: Tensor, spline_order: int) -> tuple[Tensor, Tensor]:
-    """Span index and the ``k + 1`` non-zero basis values on a uniform grid.
-
-    Returns ``span`` ``(..., n_in)`` (long; knot interval holding x) and ``weights``
-    ``(..., n_in, k + 1)``: ``weights[..., j]`` is the value of basis ``span - k + j``.
-    Intervals outside the knot vector get all-zero weights.
-    """
-    t0 = grid[:, 0]
-    h = grid[:, 1] - grid[:, 0]
-    u = (x - t0) / h  # (..., n_in) in units of intervals
-    span_f = torch.floor(u)
-    f = u - span_f
-    n_intervals = grid.shape[1] - 1
-    inside = (span_f >= 0) & (span_f < n_intervals)
-    weights = local_weights(f, spline_order) * inside.unsqueeze(-1).to(x.dtype)
-    return span_f.clamp(-1, n_intervals).long(), weights
-
-
-def local_weights(f: Tensor, spline_order: int) -> Tensor:
-    """Uniform B-spline blending weights at fractional position ``f`` in [0, 1).
-
-    Shape: ``f`` ``(...)`` -> ``(..., k + 1)``.
-    """
-    w = [torch.ones_like(f)]
-    for p in range(1, spline_order + 1):
-        nxt = []
-        for j in range(p + 1):
-            term = torch.zeros_like(f)
-            if j >= 1:
-                term = term + (f + p - j) * w[j - 1]
-            if j < p:
-                term = term + (j + 1 - f) * w[j]
-            nxt.append(term / p)
-        w = nxt
-    return torch.stack(w, dim=-1)
-
-
-def scatter_local(span: Tensor, weights: Tensor, n_basis: int, spline_order: int) -> Tensor:
-    """Place local weights at basis positions ``span - k + j`` of a dense basis row.
-
-    Shape: ``span`` ``(..., n_in)``, ``weights`` ``(..., n_in, k + 1)`` ->
-    ``(..., n_in, n_basis)``. Positions outside ``[0, n_basis)`` are dropped.
-    """
-    offsets = torch.arange(spline_order + 1, device=span.device) - spline_order
-    pos = span.unsqueeze(-1) + offsets  # (..., n_in, k+1)
-    valid = (pos >= 0) & (pos < n_basis)
-    # one spare column catches the dropped positions
-    dense = weights.new_zeros(*pos.shape[:-1], n_basis + 1)
-    dense.scatter_(-1, torch.where(valid, pos, n_basis), weights * valid.to(weights.dtype))
-    return dense[..., :n_basis]
 
 
 def bspline_basis_derivative(x: Tensor, grid: Tensor, spline_order: int, order: int = 1) -> Tensor:

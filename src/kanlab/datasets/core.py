@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..validation import as_float_tensor, check_finite
 
-__all__ = ["Dataset", "as_dataset", "from_function"]
+__all__ = ["Dataset", "as_dataset", "is_array_tuple", "from_function"]
 
 _KEYS = ("train_input", "train_label", "test_input", "test_label")
 
@@ -39,19 +39,32 @@ class Dataset:
         return Dataset(*(getattr(self, k).to(*args, **kwargs) for k in _KEYS))
 
 
-def as_dataset(data, name: str = "data") -> Dataset:
-    """A :class:`Dataset` from a Dataset or a pykan-style dict, validated (shapes, NaN, empty)."""
-    if isinstance(data, Dataset):
-        tensors = data.to_dict()
-    elif isinstance(data, Mapping):
-        missing = [k for k in ("train_input", "train_label") if k not in data]
-        if missing:
-            raise ValueError(f"{name} must have keys {_KEYS}; missing {missing}")
-        tensors = dict(data)
-        tensors.setdefault("test_input", tensors["train_input"])
-        tensors.setdefault("test_label", tensors["train_label"])
-    else:
-        raise TypeError(f"{name} must be a kanlab.Dataset or a dict with keys {_KEYS}, got {type(data).__name__}")
+def is_array_tuple(data) -> bool:
+    """True for ``(x, y)`` or ``(x, y, x_test, y_test)``: a tuple or list of 2 or 4 arrays or
+    tensors (not a list of ``(x, y)`` batches, whose items are pairs themselves)."""
+    return (isinstance(data, (tuple, list)) and len(data) in (2, 4)
+            and all(isinstance(a, Tensor) or hasattr(a, "__array__") for a in data)
+            and not any(isinstance(a, (tuple, list)) for a in data))
+
+
+def as_dataset(data, name: str = "data", dtype=None, device=None) -> Dataset:
+    """A validated :class:`Dataset` (shapes, NaN, empty) from what ``fit`` takes.
+
+    Args:
+        data: a :class:`Dataset`, a pykan-style dict, or a tuple ``(x, y)`` /
+            ``(x, y, x_test, y_test)``; tensors, numpy arrays or nested lists. Without test
+            data the training data doubles as test data.
+        dtype: floating dtype the float tensors are cast to (the model's); integer labels
+            (class indices) keep theirs. None keeps the dtypes.
+        device: where the tensors go (None: where they are).
+
+    Example:
+        >>> import numpy as np
+        >>> ds = as_dataset((np.zeros((4, 2)), np.ones((4, 1))), dtype=torch.float32)
+        >>> ds.train_input.dtype, ds.test_label.shape
+        (torch.float32, torch.Size([4, 1]))
+    """
+    tensors = _named_tensors(data, name)
     out = {}
     for key in _KEYS:
         t = tensors[key]
@@ -59,8 +72,10 @@ def as_dataset(data, name: str = "data") -> Dataset:
             t = as_float_tensor(t, f"{name}[{key!r}]")
         if t.dim() == 0 or t.shape[0] == 0:
             raise ValueError(f"{name}[{key!r}] is empty (shape {tuple(t.shape)}); at least one sample is needed")
+        if dtype is not None and t.is_floating_point() and t.dtype != dtype:
+            t = t.to(dtype)
         check_finite(t, f"{name}[{key!r}]")
-        out[key] = t
+        out[key] = t if device is None else t.to(device)
     for split in ("train", "test"):
         n_x, n_y = out[f"{split}_input"].shape[0], out[f"{split}_label"].shape[0]
         if n_x != n_y:
@@ -69,6 +84,25 @@ def as_dataset(data, name: str = "data") -> Dataset:
             raise ValueError(f"{name}[{split + '_input'!r}] must have shape (N, n_features), "
                              f"got {tuple(out[split + '_input'].shape)}")
     return Dataset(**out)
+
+
+def _named_tensors(data, name: str) -> dict:
+    """The four entries of ``data`` by key (test = train when absent)."""
+    if isinstance(data, Dataset):
+        return data.to_dict()
+    if is_array_tuple(data):
+        tensors = dict(zip(_KEYS, data))
+    elif isinstance(data, Mapping):
+        missing = [k for k in ("train_input", "train_label") if k not in data]
+        if missing:
+            raise ValueError(f"{name} must have keys {_KEYS}; missing {missing}")
+        tensors = dict(data)
+    else:
+        raise TypeError(f"{name} must be a kanlab.Dataset, a dict with keys {_KEYS} or a tuple (x, y) / "
+                        f"(x, y, x_test, y_test), got {type(data).__name__}")
+    tensors.setdefault("test_input", tensors["train_input"])
+    tensors.setdefault("test_label", tensors["train_label"])
+    return tensors
 
 
 def from_function(f: Callable[[Tensor], Tensor], n_var: int, ranges=(-1.0, 1.0), n_train: int = 1000,

@@ -1,5 +1,5 @@
 """Formulas for the leaves of a structure tree: one variable by library fits (of the target and of
-simple transforms of it), several variables by the KAN workflow (sparse fit, prune, refine, snap
+simple transforms of it), several variables by the KAN workflow (fit with lamb, prune, refine, snap
 layer by layer with retraining between, polish)."""
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from torch import Tensor
 
 from ..datasets.core import Dataset
 from ..network import KAN
-from ..sparse import fit_sparse
 from ..structure.hypotheses import TRANSFORMS
 from ..structure.problem import placeholder
 from ..symbolic import auto_symbolic, polish_symbolic, symbolic_formula
@@ -98,7 +97,9 @@ def _kan_formula(width, data: Dataset, seed: int, weight_simple: float, steps: i
     y = (raw - mean) / std
     data = Dataset(x, y, x, y)
     model = KAN(width, grid_size=3, seed=seed, dtype=torch.float64)
-    fit_sparse(model, data, steps=steps, lamb=1e-3, sparse_steps=steps, sparse_lamb=1e-2, progress=False)
+    # the plain sparse fit then prune reaches minimal shapes (fit probes a warm start and regularises
+    # in float64 edge variances), so no second, stronger sparse phase is needed
+    model.fit(data, steps=steps, lamb=1e-3, progress=False)
     try:
         model = model.prune(x)
     except ValueError:  # everything scored low: keep the whole start

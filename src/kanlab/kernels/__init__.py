@@ -1,74 +1,139 @@
-"""Fast paths behind one function, chosen per call from the shapes.
+"""Fast paths behind one function: :func:`kan_linear` resolves a path, then runs it.
 
-``kan_linear`` is what :class:`kanlab.KANLayer` calls. Every path computes the same
-function as :func:`kan_linear_reference` (the oracle), values and gradients:
+Every path computes the same function as :func:`kan_linear_reference` (the oracle), values and
+gradients; :data:`PATHS` maps each name to its implementation:
 
-* ``"dense"`` (:class:`~kanlab.kernels.dense.DenseKAN`): closed-form (uniform grid) or
-  searchsorted + local de Boor (any grid) bases scattered into one packed GEMM input;
-* ``"sparse"`` (:class:`~kanlab.kernels.sparse.SparseKAN`): only the ``k + 1`` live bases,
-  ``embedding_bag`` forward, sampled products and a sorted reduction backward; cost
-  independent of the grid size;
-* ``"fused"`` (:class:`~kanlab.kernels.fused.FusedKAN`): the dense path with its basis
-  build and input-gradient gather done by two one-pass C++ kernels (optional, JIT-built;
-  uniform grids, CPU, float32/float64); falls back to ``"dense"`` where it cannot run;
-* ``"fused_sparse"`` (:class:`~kanlab.kernels.fused_sparse.FusedSparseKAN`): only the
-  ``k + 1`` live bases, by three C++ kernels of the same extension (same conditions);
-  ``"auto"`` takes it, at every grid size, once ``N * n_in >= FUSED_MIN_ELEMENTS`` and the
-  extension builds (``"fused"`` instead for outputs of at most half a SIMD vector on grids
-  where the eager choice is dense); where it cannot run, ``"auto"`` uses the eager ``"dense"`` / ``"sparse"``
-  choice and an explicit ``"fused_sparse"`` falls back to ``"sparse"`` silently
-  (``KANLAB_NO_CPP=1`` disables the extension);
-* ``"reference"``: the plain Cox-de Boor + einsum oracle.
+* ``"reference"`` (:mod:`~kanlab.kernels.reference`): the plain Cox-de Boor + matmul oracle;
+* ``"dense"`` (:mod:`~kanlab.kernels.dense`): the ``k + 1`` local bases (closed form on uniform
+  grids, searchsorted + local de Boor on any grid) scattered into one packed GEMM input;
+* ``"sparse"`` (:mod:`~kanlab.kernels.sparse`): only the ``k + 1`` live bases, ``embedding_bag``
+  forward, sampled products and a sorted reduction backward; cost independent of the grid size;
+* ``"fused"`` (:mod:`~kanlab.kernels.fused`): the dense path with its basis build and input
+  gradient done by two one-pass C++ kernels;
+* ``"fused_sparse"`` (:mod:`~kanlab.kernels.fused_sparse`): the live bases by C++/OpenMP kernels;
+* ``"triton"`` (:mod:`~kanlab.kernels.triton_kan`): the live bases by fused Triton kernels
+  (optional dependency ``kanlab[gpu]``), for CUDA tensors; on CPU tensors in Triton's
+  interpreter when ``TRITON_INTERPRET=1`` is set (tests), an error otherwise.
 
-Second and higher derivatives are exact on both fast paths: when a backward graph is
-requested (``create_graph=True``) their backward differentiates the oracle instead.
-Under ``torch.export`` (and so ONNX export) the automatic choice is the reference path;
-under ``torch.compile`` it is the dense path on uniform grids (the reference elsewhere), which traces into one
-graph (``fullgraph=True`` works); nothing is compiled unless the caller compiles.
+The C++ paths are optional: uniform grids, CPU, float32/float64, built once per machine by
+:func:`load_extension` (``KANLAB_NO_CPP=1`` disables them).
+
+:func:`resolve_path` decides, first rule that holds:
+
+==============================================================  ===============================
+condition                                                       path
+==============================================================  ===============================
+empty batch                                                     ``"reference"``
+``path`` named explicitly                                       that path where its ``supports``
+                                                                holds, else its ``fallback``
+                                                                (``"fused"`` -> ``"dense"``,
+                                                                ``"fused_sparse"`` -> ``"sparse"``,
+                                                                ``"triton"`` -> the eager choice)
+``torch.export`` / ONNX export / ``jit.trace``, or inside a     ``"reference"`` (plain ops)
+``torch.func`` transform (``vmap``, ``jacfwd``, ...)
+tracing under ``torch.compile``                                 ``"dense"`` on uniform grids (one
+                                                                graph), else ``"reference"``
+the first entry of :data:`PATHS` with an ``auto`` predicate     that path
+where it and ``supports`` hold: CUDA tensors the Triton
+kernels handle (triton installed) for ``"triton"``; ``N * n_in >=
+FUSED_MIN_ELEMENTS`` (4096) and the C++ kernels apply, then
+``"fused"`` for ``n_out <= 8`` (float32; 4 in float64) on
+grids where the eager choice is ``"dense"``, else
+``"fused_sparse"``
+``G + k + 1 >= SPARSE_WIDTH_RATIO (k + 2)`` (G >= 19, cubic)     ``"sparse"``
+otherwise                                                       ``"dense"``
+==============================================================  ===============================
+
+Adding a path is one entry of :data:`PATHS` (its ``run``, its ``supports`` predicate, the
+``fallback`` for explicit requests it cannot serve, and ``auto`` if ``"auto"`` should try it).
+Second and higher derivatives are exact on every path: when a backward graph is requested
+(``create_graph=True``) the fast paths' backward differentiates the oracle instead. Non-finite
+inputs give NaN in exactly their rows of the output, on every path. Nothing is compiled unless
+the caller compiles.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
 
-from .common import pack_weights
-from . import fused
-from .fused_sparse import FusedSparseKAN
-from .fused_sparse import supports as fused_sparse_supports
-from .dense import DenseKAN
+from . import dense, fused, fused_sparse, reference, sparse, triton_kan
+from .common import SPARSE_WIDTH_RATIO, LayerParams, eager_path
+from .extension import FUSED_MIN_ELEMENTS, applies, build_error, large_batch, load_extension
 from .reference import kan_edges_reference, kan_linear_reference
-from .sparse import SparseKAN
 
-__all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "choose_path", "choose_cpp_path",
-           "PATHS", "FUSED_MIN_ELEMENTS"]
+__all__ = ["kan_linear", "kan_linear_reference", "kan_edges_reference", "resolve_path", "eager_path",
+           "KernelPath", "LayerParams", "PATHS", "FUSED_MIN_ELEMENTS", "SPARSE_WIDTH_RATIO", "load_extension",
+           "build_error"]
 
-PATHS = ("auto", "dense", "fused", "sparse", "fused_sparse", "reference")
-
-# "auto" uses the C++ kernels ("fused_sparse"; it builds them, once per process, ~2 min the
-# first time on a machine) only for batches with at least this many input entries N * n_in, so
-# small models never trigger a build. Below it the eager passes cost little anyway.
-FUSED_MIN_ELEMENTS = 4096
-
-# Without the C++ kernels: the eager sparse path wins once the packed row (nb + 1 columns per
-# input) is this many times wider than the live entries (k + 2 per input). Measured with benchmarks/layer_speed.py --crossover at
-# (1024, 64, 64), cubic, 1 CPU thread: sparse/dense f+b = 1.04 at G = 15, 0.93 at G = 20.
-SPARSE_WIDTH_RATIO = 4.5
+Predicate = Callable[[Tensor, LayerParams], bool]
 
 
-def choose_path(n_basis: int, spline_order: int) -> str:
-    """``"sparse"`` when ``(n_basis + 1) >= SPARSE_WIDTH_RATIO * (k + 2)``, else ``"dense"``."""
-    return "sparse" if n_basis + 1 >= SPARSE_WIDTH_RATIO * (spline_order + 2) else "dense"
+def _always(x: Tensor, layer: LayerParams) -> bool:
+    return True
 
 
-def choose_cpp_path(eager_path: str, n_out: int, dtype: torch.dtype) -> str:
-    """The C++ path ``"auto"`` takes where the extension applies, given the eager choice.
+@dataclass(frozen=True)
+class KernelPath:
+    """One entry of :data:`PATHS`.
 
-    ``"fused_sparse"`` was the fastest measured at every grid size, but for outputs of at most
-    half a 64-byte SIMD vector (padded to a whole one) on grids where the eager choice is
-    ``"dense"``: there the dense C++ path ``"fused"`` was (docs/performance.md).
+    Attributes:
+        run: ``(x (N, n_in), layer) -> (N, n_out)``, differentiable.
+        supports: whether ``run`` handles this call (may load what it needs; keep it cheap).
+        fallback: the path an explicit request runs where ``supports`` is False (``"eager"``:
+            the eager choice, :func:`eager_path`).
+        auto: when given, ``"auto"`` tries this path (in table order, before the eager choice)
+            where ``auto(x, layer)`` and then ``supports`` hold.
     """
-    tiny = 2 * n_out <= 512 // torch.finfo(dtype).bits
-    return "fused" if eager_path == "dense" and tiny else "fused_sparse"
+
+    run: Callable[[Tensor, LayerParams], Tensor]
+    supports: Predicate = _always
+    fallback: str | None = None
+    auto: Predicate | None = None
+
+
+PATHS: dict[str, KernelPath] = {
+    "triton": KernelPath(triton_kan.run, triton_kan.supports_call, "eager", triton_kan.auto_applies_call),
+    "fused": KernelPath(fused.run, applies, "dense", fused.worth_it),
+    "fused_sparse": KernelPath(fused_sparse.run, applies, "sparse", large_batch),
+    "dense": KernelPath(dense.run),
+    "sparse": KernelPath(sparse.run),
+    "reference": KernelPath(reference.run),
+}
+
+def resolve_path(x: Tensor, layer: LayerParams, path: str = "auto") -> str:
+    """The name of the :data:`PATHS` entry that runs this call (the module docstring's table).
+
+    Args:
+        x: input ``(N, n_in)``.
+        layer: the call's parameters and settings.
+        path: ``"auto"`` or a key of :data:`PATHS`.
+
+    Returns:
+        A key of :data:`PATHS` whose ``supports`` holds for this call.
+    """
+    if path != "auto" and path not in PATHS:
+        raise ValueError(f"path must be 'auto' or one of {tuple(PATHS)}, got {path!r}")
+    if x.shape[0] == 0:  # an empty batch: nothing to speed up
+        return "reference"
+    if path != "auto":
+        while not PATHS[path].supports(x, layer):
+            path = PATHS[path].fallback
+            if path == "eager":
+                return eager_path(layer.coef.shape[-1], layer.spline_order)
+        return path
+    if _is_exporting() or _in_functorch_transform():  # plain ops every exporter / transform knows
+        return "reference"
+    if torch.compiler.is_compiling():
+        # the dense closed form traces into one graph; dynamo cannot trace the adapted-grid
+        # (searchsorted) path inside an autograd.Function, so compile the plain ops there
+        return "dense" if layer.uniform else "reference"
+    for name, entry in PATHS.items():
+        if entry.auto is not None and entry.auto(x, layer) and entry.supports(x, layer):
+            return name
+    return eager_path(layer.coef.shape[-1], layer.spline_order)
 
 
 def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
@@ -78,44 +143,13 @@ def kan_linear(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_
 
     Args:
         uniform: every row of ``grid`` is equally spaced (enables the closed-form basis).
-        path: ``"auto"`` (from the shapes, see :func:`choose_path` and
-            :data:`FUSED_MIN_ELEMENTS`), ``"dense"``, ``"fused"`` (``"dense"`` where the C++
-            kernels do not apply), ``"sparse"``, ``"fused_sparse"`` (``"sparse"`` where the
-            C++ kernels do not apply) or ``"reference"``.
+        path: ``"auto"`` (:func:`resolve_path`) or a key of :data:`PATHS`.
 
     Shape: ``x`` ``(N, n_in)``, ``grid`` ``(n_in, G + 2k + 1)``, ``coef`` ``(n_out, n_in, G + k)``,
     scales ``(n_out, n_in)`` -> ``(N, n_out)``.
     """
-    if path not in PATHS:
-        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
-    if path == "auto":
-        # under torch.compile the dense path traces into one graph; the sparse one would break it
-        if _is_exporting() or _in_functorch_transform():  # plain ops every exporter / transform knows
-            path = "reference"
-        else:
-            path = choose_path(coef.shape[-1], spline_order)
-            if torch.compiler.is_compiling():
-                # the dense closed form traces into one graph; dynamo cannot trace the adapted-grid
-                # (searchsorted) path inside an autograd.Function, so compile the plain ops there
-                path = "dense" if uniform else "reference"
-            elif (x.shape[0] * x.shape[-1] >= FUSED_MIN_ELEMENTS
-                  and fused_sparse_supports(x, coef, scale_base, scale_spline, uniform)
-                  and fused.extension() is not None):
-                path = choose_cpp_path(path, coef.shape[0], x.dtype)
-    if path == "reference" or x.shape[0] == 0:  # an empty batch: nothing to speed up
-        return kan_linear_reference(x, grid, coef, scale_base, scale_spline, spline_order,
-                                    base_activation)
-    if path == "fused_sparse":
-        if fused_sparse_supports(x, coef, scale_base, scale_spline, uniform) and fused.extension() is not None:
-            return FusedSparseKAN.apply(x, coef, scale_base, scale_spline, grid, spline_order, base_activation)
-        path = "sparse"
-    weight = pack_weights(coef, scale_base, scale_spline)  # (n_out, n_in, nb+1)
-    if path == "fused":
-        if fused.supports(x, weight, uniform) and fused.extension() is not None:
-            return fused.FusedKAN.apply(x, weight, grid, spline_order, base_activation)
-        path = "dense"
-    fn = DenseKAN if path == "dense" else SparseKAN
-    return fn.apply(x, weight, grid, spline_order, base_activation, bool(uniform))
+    layer = LayerParams(grid, coef, scale_base, scale_spline, spline_order, base_activation, uniform)
+    return PATHS[resolve_path(x, layer, path)].run(x, layer)
 
 
 def _is_exporting() -> bool:

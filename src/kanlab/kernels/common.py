@@ -1,23 +1,51 @@
-"""Pieces shared by the fast paths: the packed weight table, base derivatives, the exact
-higher-order fallback.
+"""Pieces shared by the paths: what a layer call carries, the packed weight table, the base
+branch, the exact higher-order fallback.
 
-The fast paths compute ``y = A(x) @ W.flatten(1).T`` with the *packed* table
+The eager fast paths compute ``y = A(x) @ W.flatten(1).T`` with the *packed* table
 ``W = [scale_base | scale_spline * coef]`` of shape ``(n_out, n_in, n_basis + 1)`` and the
 packed input row ``A(x)[n, i] = [b(x_ni), B_0(x_ni), ..., B_{nb-1}(x_ni)]``.
 """
 from __future__ import annotations
 
-import math
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .. import splines
-from ..activations import base_function
+from ..activations import activation
 
-__all__ = ["pack_weights", "base_and_derivative", "base_derivative", "packed_reference", "reference_backward",
+__all__ = ["LayerParams", "SPARSE_WIDTH_RATIO", "eager_path", "pack_weights", "base_and_derivative", "packed_reference", "reference_backward",
            "differentiable_backward", "group_sum"]
+
+
+class LayerParams(NamedTuple):
+    """One layer call's parameters and settings, as :func:`~kanlab.kernels.kan_linear` got them.
+
+    Shape: ``grid`` ``(n_in, G + 2k + 1)``, ``coef`` ``(n_out, n_in, G + k)``, scales
+    ``(n_out, n_in)``; ``uniform``: every row of ``grid`` is equally spaced.
+    """
+
+    grid: Tensor
+    coef: Tensor
+    scale_base: Tensor
+    scale_spline: Tensor
+    spline_order: int
+    base_activation: str
+    uniform: bool
+
+
+# Without a native path: the eager sparse path wins once the packed row (nb + 1 columns per
+# input) is this many times wider than the live entries (k + 2 per input). Measured with
+# benchmarks/layer_speed.py --crossover at (1024, 64, 64), cubic, 1 CPU thread: sparse/dense
+# f+b = 1.04 at G = 15, 0.93 at G = 20.
+SPARSE_WIDTH_RATIO = 4.5
+
+
+def eager_path(n_basis: int, spline_order: int) -> str:
+    """The eager choice: ``"sparse"`` when ``(n_basis + 1) >= SPARSE_WIDTH_RATIO * (k + 2)``,
+    else ``"dense"``."""
+    return "sparse" if n_basis + 1 >= SPARSE_WIDTH_RATIO * (spline_order + 2) else "dense"
 
 
 def pack_weights(coef: Tensor, scale_base: Tensor, scale_spline: Tensor) -> Tensor:
@@ -28,48 +56,10 @@ def pack_weights(coef: Tensor, scale_base: Tensor, scale_spline: Tensor) -> Tens
     return torch.cat([scale_base.unsqueeze(-1), scale_spline.unsqueeze(-1) * coef], dim=-1)
 
 
-def _silu_d(x: Tensor) -> Tensor:
-    if torch.is_grad_enabled() and x.requires_grad:  # differentiable (jets need b'')
-        s = torch.sigmoid(x)
-        return s * (1 + x * (1 - s))
-    # one fused ATen op instead of five (it has no derivative itself)
-    return torch.ops.aten.silu_backward(torch.ones((), dtype=x.dtype, device=x.device).expand_as(x), x)
-
-
-def _gelu_d(x: Tensor) -> Tensor:
-    cdf = 0.5 * (1 + torch.erf(x * (1 / math.sqrt(2))))
-    return cdf + x * torch.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-
-
-_DERIVATIVES = {
-    "silu": _silu_d,
-    "identity": torch.ones_like,
-    "zero": torch.zeros_like,
-    "tanh": lambda x: 1 - torch.tanh(x) ** 2,
-    "gelu": _gelu_d,
-    "relu": lambda x: (x > 0).to(x.dtype),
-}
-
-
 def base_and_derivative(name: str, x: Tensor, need_derivative: bool) -> tuple[Tensor, Tensor | None]:
-    """``b(x)`` and, if asked, ``b'(x)`` (by autograd for activations without a closed form)."""
-    fn = base_function(name)
-    if not need_derivative:
-        return fn(x), None
-    if name in _DERIVATIVES:
-        return fn(x), _DERIVATIVES[name](x)
-    with torch.enable_grad():
-        xd = x.detach().requires_grad_(True)
-        b = fn(xd)
-        (d,) = torch.autograd.grad(b.sum(), xd)
-    return b.detach(), d
-
-
-def base_derivative(name: str, x: Tensor) -> Tensor:
-    """``b'(x)`` alone: the closed form where there is one, else by autograd."""
-    if name in _DERIVATIVES:
-        return _DERIVATIVES[name](x)
-    return base_and_derivative(name, x, True)[1]
+    """``b(x)`` and, if asked, ``b'(x)`` (else None). Shape: ``(N, n_in)`` -> two ``(N, n_in)``."""
+    act = activation(name)
+    return act.function(x), act.derivative(x) if need_derivative else None
 
 
 def packed_reference(x: Tensor, grid: Tensor, weight: Tensor, spline_order: int, base_name: str) -> Tensor:
@@ -78,7 +68,7 @@ def packed_reference(x: Tensor, grid: Tensor, weight: Tensor, spline_order: int,
     Shape: ``x`` ``(N, n_in)``, ``weight`` ``(n_out, n_in, nb + 1)`` -> ``(N, n_out)``.
     """
     basis = splines.bspline_basis(x, grid, spline_order)  # (N, n_in, nb)
-    a = torch.cat([base_function(base_name)(x).unsqueeze(-1), basis], dim=-1)  # (N, n_in, nb+1)
+    a = torch.cat([activation(base_name).function(x).unsqueeze(-1), basis], dim=-1)  # (N, n_in, nb+1)
     return a.flatten(1) @ weight.flatten(1).T
 
 

@@ -16,29 +16,25 @@ import functools
 import torch
 from torch import Tensor
 
-from .common import base_and_derivative, differentiable_backward, group_sum
-from .local import local_basis, lookup
+from .common import LayerParams, base_and_derivative, differentiable_backward, group_sum, pack_weights
+from .local import local_basis, lookup, span_tables
 
-__all__ = ["DenseKAN", "dense_input"]
+__all__ = ["DenseKAN", "dense_input", "run"]
 
 
 @functools.lru_cache(maxsize=64)
 def column_table(n_in: int, n_spans: int, spline_order: int, device: torch.device) -> Tensor:
     """Columns of the ``k + 1`` entries of every (input, shifted span ``s``).
 
-    Shape: ``(n_in S, k + 1)``; row ``i S + s`` holds ``i P + 1 + (s - 1 - k + j)`` for bases
-    that exist and the dump column ``n_in P`` otherwise, ``P = nb + 1``.
+    Shape: ``(n_in S, k + 1)``; row ``i S + s`` holds ``i P + 1 + (s - 1 - k + j)`` for live
+    entries (:func:`~kanlab.kernels.local.span_tables`) and the dump column ``n_in P``
+    otherwise, ``P = nb + 1``.
     """
-    k = spline_order
-    n_intervals = n_spans - 2
-    n_basis = n_intervals - k
-    width = n_basis + 1
-    span = torch.arange(-1, n_intervals + 1).unsqueeze(-1)  # (S, 1)
-    pos = span - k + torch.arange(k + 1)  # (S, k+1)
-    live = (pos >= 0) & (pos < n_basis) & (span >= 0) & (span < n_intervals)
-    first = torch.arange(n_in).view(-1, 1, 1) * width
-    cols = torch.where(live.unsqueeze(0), first + 1 + pos, n_in * width)  # (n_in, S, k+1)
-    return cols.reshape(-1, k + 1).to(device)
+    cols, live = span_tables(n_spans - 2, spline_order, device)  # (S, k+1) each
+    width = n_spans - 1 - spline_order  # nb + 1
+    first = torch.arange(n_in, device=device).view(-1, 1, 1) * width
+    table = torch.where(live.unsqueeze(0), first + cols, n_in * width)  # (n_in, S, k+1)
+    return table.reshape(-1, spline_order + 1)
 
 
 def columns(key: Tensor, n_in: int, n_knots: int, spline_order: int) -> Tensor:
@@ -128,3 +124,9 @@ class DenseKAN(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             gw = (grad_out.T @ a)[:, :-1].reshape(weight.shape)  # (n_out, n_in, nb+1)
         return gx, gw, None, None, None, None
+
+
+def run(x: Tensor, layer: LayerParams) -> Tensor:
+    """The layer by :class:`DenseKAN`. Shape: ``x`` ``(N, n_in)`` -> ``(N, n_out)``."""
+    weight = pack_weights(layer.coef, layer.scale_base, layer.scale_spline)  # (n_out, n_in, nb+1)
+    return DenseKAN.apply(x, weight, layer.grid, layer.spline_order, layer.base_activation, bool(layer.uniform))

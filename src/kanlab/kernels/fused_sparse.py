@@ -1,7 +1,7 @@
 """Optional fused *sparse* C++ kernels on uniform CPU grids: only the ``k + 1`` live bases.
 
-Three OpenMP kernels (``kernels/cpp/sparse_kan.cpp``, ``sparse_table_grad.cpp``, built into
-the same extension as :mod:`~kanlab.kernels.fused`) on a weight table ``T``
+Three OpenMP kernels (``kernels/cpp/sparse_kan.cpp``, ``sparse_table_grad.cpp``; the extension
+is built by :mod:`~kanlab.kernels.extension`) on a weight table ``T``
 ``(n_in, nc, G + k + 1, CH)``: per input the base row, then one row per basis; the outputs
 in ``nc`` chunks of ``CH`` columns (:func:`chunk_width`; zero columns pad ``n_out``):
 
@@ -30,18 +30,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..activations import base_function
-from .common import base_derivative, reference_backward
-from . import fused
-from .fused import _mats, extension
+from ..activations import activation
+from .common import LayerParams, reference_backward
+from .extension import load_extension
+from .local import uniform_basis_matrices
 from .reference import kan_linear_reference
 
-__all__ = ["FusedSparseKAN", "chunk_width", "supports"]
+__all__ = ["FusedSparseKAN", "chunk_width", "run"]
 
-
-def supports(x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, uniform: bool) -> bool:
-    """Whether the kernels handle these inputs (uniform grid, CPU, float32/64, one dtype)."""
-    return fused.supports(x, coef, uniform) and scale_base.dtype == scale_spline.dtype == x.dtype
+def run(x: Tensor, layer: LayerParams) -> Tensor:
+    """The layer by :class:`FusedSparseKAN`. Shape: ``x`` ``(N, n_in)`` -> ``(N, n_out)``."""
+    return FusedSparseKAN.apply(x, layer.coef, layer.scale_base, layer.scale_spline, layer.grid,
+                                layer.spline_order, layer.base_activation)
 
 
 def chunk_width(n_out: int, dtype: torch.dtype) -> int:
@@ -68,15 +68,15 @@ class FusedSparseKAN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, grid: Tensor,
                 spline_order: int, base_name: str) -> Tensor:
-        ext, k = extension(), spline_order
+        ops, k = load_extension(), spline_order
         inputs = (x, coef, scale_base, scale_spline)  # saved as given: copies have no history for create_graph
         x, coef, scale_base, scale_spline = (t.contiguous() for t in inputs)
         grid = grid.to(x.dtype).contiguous()
-        m_w, _ = _mats(k, x.dtype)
-        b = base_function(base_name)(x).contiguous()
+        m_w, _ = uniform_basis_matrices(k, x.dtype, x.device)
+        b = activation(base_name).function(x).contiguous()
         n_out = coef.shape[0]
-        tab = ext.sparse_table(coef, scale_base, scale_spline, k, chunk_width(n_out, x.dtype))
-        y = ext.sparse_forward(x, b, grid, m_w, tab, k)  # (N, W)
+        tab = ops.sparse_table(coef, scale_base, scale_spline, k, chunk_width(n_out, x.dtype))
+        y = ops.sparse_forward(x, b, grid, m_w, tab, k)  # (N, W)
         ctx.spline_order, ctx.base_name = k, base_name
         ctx.save_for_backward(*inputs, grid, b, tab)
         return y if y.shape[1] == n_out else y[:, :n_out]
@@ -89,19 +89,18 @@ class FusedSparseKAN(torch.autograd.Function):
             def layer_fn(x_, coef_, sb_, ss_):
                 return kan_linear_reference(x_, grid, coef_, sb_, ss_, k, name)
             return reference_backward(ctx, grad_out, layer_fn, (x, coef, sb, ss)) + (None, None, None)
-        ext = extension()
+        ops = load_extension()
         x, coef, ss = x.contiguous(), coef.contiguous(), ss.contiguous()
-        m_w, m_d = _mats(k, x.dtype)
+        m_w, m_d = uniform_basis_matrices(k, x.dtype, x.device)
         g = grad_out.contiguous()
         width = tab.shape[1] * tab.shape[3]
         if g.shape[1] != width:
             g = F.pad(g, (0, width - g.shape[1]))  # (N, W), zero columns
         gx = gc = gsb = gss = None
         if ctx.needs_input_grad[0]:
-            db = base_derivative(name, x)
-            gx = ext.sparse_input_grad(g, x, db.contiguous(), grid, m_d, tab, k)
+            db = activation(name).derivative(x)
+            gx = ops.sparse_input_grad(g, x, db.contiguous(), grid, m_d, tab, k)
         if any(ctx.needs_input_grad[1:4]):
-            gtab = ext.sparse_table_grad(g, x, b, grid, m_w, k, tab.shape[3])
-            gc, gsb, gss = ext.sparse_param_grads(gtab, coef, ss)
+            gtab = ops.sparse_table_grad(g, x, b, grid, m_w, k, tab.shape[3])
+            gc, gsb, gss = ops.sparse_param_grads(gtab, coef, ss)
         return gx, gc, gsb, gss, None, None, None
-

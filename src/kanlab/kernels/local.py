@@ -7,9 +7,12 @@ Both fast paths consume the same triple ``(shifted, w, dw)``:
 * ``w`` ``(N, n_in, k + 1)``: ``w[..., j]`` is the value of basis ``span - k + j`` at the
   input, ``dw`` ``(N, n_in, k + 1)`` its derivative with respect to the input.
 
-With ``masked=True`` the entries of bases that do not exist (``span - k + j`` outside
-``[0, n_basis)``, inputs beyond the knots) are zero. The fast paths skip the mask and
-send those entries to zero rows of a padded table (sparse) or to a dump column (dense).
+Entries of bases that do not exist (``span - k + j`` outside ``[0, n_basis)``, inputs beyond
+the knots) are not zeroed here: the fast paths send them to zero rows of a padded table
+(sparse) or to a dump column (dense); :func:`span_tables` says which entries are live.
+
+Non-finite inputs: a NaN or infinite ``x`` gets a valid ``shifted`` (so nothing indexes out of
+range) and NaN weights, so the layer's output row is NaN, as the reference's is.
 """
 from __future__ import annotations
 
@@ -19,24 +22,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["local_basis", "local_basis_uniform", "local_basis_general", "span_tables", "lookup"]
+__all__ = ["local_basis", "local_basis_uniform", "local_basis_general", "uniform_basis_matrices", "span_tables",
+           "lookup"]
 
 
-def local_basis(x: Tensor, grid: Tensor, spline_order: int, uniform: bool, masked: bool = False,
+def local_basis(x: Tensor, grid: Tensor, spline_order: int, uniform: bool,
                 derivative: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(shifted, w, dw)`` for ``x`` ``(N, n_in)`` on ``grid`` ``(n_in, n_knots)``.
 
     Closed form if ``uniform``; ``dw`` is None unless ``derivative``.
     """
     if uniform:
-        shifted, w, dw = local_basis_uniform(x, grid, spline_order, derivative)
-    else:
-        shifted, w, dw = local_basis_general(x, grid, spline_order, derivative)
-    if masked:
-        live = lookup(span_tables(grid.shape[1] - 1, spline_order, x.device)[1].to(x.dtype), shifted)
-        w = w * live[..., : spline_order + 1]
-        dw = dw * live[..., spline_order + 1:] if derivative else None
-    return shifted, w, dw
+        return local_basis_uniform(x, grid, spline_order, derivative)
+    return local_basis_general(x, grid, spline_order, derivative)
 
 
 @functools.lru_cache(maxsize=16)
@@ -78,17 +76,19 @@ def uniform_basis_matrices(spline_order: int, dtype: torch.dtype,
 def span_tables(n_intervals: int, spline_order: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Per shifted span ``s = span + 1`` in ``[0, n_intervals + 2)``: live columns and their mask.
 
+    The one place that decides which of the ``k + 1`` local entries are live (the basis
+    ``span - k + j`` exists and the input lies inside the knot vector).
+
     Returns ``cols`` ``(n_intervals + 2, k + 1)`` long: ``clamp(span - k + j, 0, nb - 1) + 1``
     (column in a packed row whose column 0 is the base branch), and ``live``
-    ``(n_intervals + 2, 2 (k + 1))`` (bool, the mask of the ``k + 1`` values repeated for
-    the derivatives): the basis exists and the input lies inside the knot vector.
+    ``(n_intervals + 2, k + 1)`` bool.
     """
     k = spline_order
     n_basis = n_intervals - k
     span = torch.arange(-1, n_intervals + 1).unsqueeze(-1)  # (S, 1)
     pos = span - k + torch.arange(k + 1)  # (S, k+1)
     live = (pos >= 0) & (pos < n_basis) & (span >= 0) & (span < n_intervals)
-    return (pos.clamp(0, n_basis - 1) + 1).to(device), live.repeat(1, 2).to(device)
+    return (pos.clamp(0, n_basis - 1) + 1).to(device), live.to(device)
 
 
 def lookup(table: Tensor, index: Tensor) -> Tensor:
@@ -119,7 +119,8 @@ def local_basis_uniform(x: Tensor, grid: Tensor, spline_order: int,
     dw = None
     if derivative:  # d/dx = d/df / h
         dw = ((planes * inv_h).view(k + 1, -1).T @ m_d).view(n, n_in, k + 1)
-    shifted = span.clamp_(-1, n_intervals).add_(1).long()
+    # NaN / inf inputs: a valid span (their weights are NaN, so their rows stay NaN)
+    shifted = span.nan_to_num_(nan=-1.0).clamp_(-1, n_intervals).add_(1).long()
     return shifted, w, dw
 
 

@@ -1,13 +1,13 @@
 """The plain reference path: dense basis, one einsum. The oracle for the fast paths."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .. import splines
 from ..activations import base_function
+from .common import LayerParams
 
-__all__ = ["kan_linear_reference", "kan_edges_reference"]
+__all__ = ["kan_linear_reference", "kan_edges_reference", "run"]
 
 
 def kan_linear_reference(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor,
@@ -32,3 +32,8 @@ def kan_edges_reference(x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tenso
     spline = splines.coef_to_curve(x, grid, coef, spline_order)  # (N, n_out, n_in)
     base = base_function(base_activation)(x).unsqueeze(1)  # (N, 1, n_in)
     return scale_base * base + scale_spline * spline
+
+
+def run(x: Tensor, layer: LayerParams) -> Tensor:
+    """:func:`kan_linear_reference` of a layer call. Shape: ``(N, n_in)`` -> ``(N, n_out)``."""
+    return kan_linear_reference(x, *layer[:6])

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .common import base_and_derivative, differentiable_backward, group_sum
+from .common import LayerParams, base_and_derivative, differentiable_backward, group_sum, pack_weights
 from .local import local_basis, lookup
 
-__all__ = ["SparseKAN", "sparse_entries", "padded_table"]
+__all__ = ["SparseKAN", "sparse_entries", "padded_table", "run"]
 
 
 def sparse_entries(x: Tensor, grid: Tensor, spline_order: int, base_name: str, uniform: bool,
@@ -145,3 +145,9 @@ class SparseKAN(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             gw = table_grad(key, vals, grad_out, ctx.spline_order, weight.shape[-1])
         return gx, gw, None, None, None, None
+
+
+def run(x: Tensor, layer: LayerParams) -> Tensor:
+    """The layer by :class:`SparseKAN`. Shape: ``x`` ``(N, n_in)`` -> ``(N, n_out)``."""
+    weight = pack_weights(layer.coef, layer.scale_base, layer.scale_spline)  # (n_out, n_in, nb+1)
+    return SparseKAN.apply(x, weight, layer.grid, layer.spline_order, layer.base_activation, bool(layer.uniform))

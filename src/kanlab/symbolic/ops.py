@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from ..validation import check_finite, check_input
+from ..validation import check_finite, check_float, check_input, check_int
 from .domain import exact_on, fold_sign
 from .edges import SymbolicEdges
 from .fit import SingularFitError, fit_functions, is_constant, rank_candidates
@@ -49,13 +49,20 @@ def default_library() -> list[str]:
 
 # ---------------------------------------------------------------------- helpers
 def _check_edge(model, l: int, i: int, j: int) -> None:
-    if not (isinstance(l, int) and 0 <= l < model.depth):
+    for name, v in (("l", l), ("i", i), ("j", j)):
+        check_int(name, v)
+    if not 0 <= l < model.depth:
         raise IndexError(f"layer index l={l!r} is out of range for a model with {model.depth} layers")
     layer = model.layers[l]
-    if not (isinstance(i, int) and 0 <= i < layer.in_features):
+    if not 0 <= i < layer.in_features:
         raise IndexError(f"input node i={i!r} is out of range: layer {l} has {layer.in_features} inputs")
-    if not (isinstance(j, int) and 0 <= j < layer.out_features):
+    if not 0 <= j < layer.out_features:
         raise IndexError(f"output j={j!r} is out of range: layer {l} has {layer.out_features} outputs")
+
+
+def _check_ranking(weight_simple, max_cancellation) -> None:
+    check_float("weight_simple", weight_simple, 0.0, 1.0)
+    check_float("max_cancellation", max_cancellation, 0.0, min_open=True, finite=False)
 
 
 def symbolic_layer(model, l: int) -> SymbolicEdges:
@@ -128,6 +135,8 @@ def suggest_symbolic(model, l: int, i: int, j: int, x: Tensor, library: Sequence
         SingularFitError: the edge is constant on ``x``.
     """
     _check_edge(model, l, i, j)
+    _check_ranking(weight_simple, max_cancellation)
+    check_int("topk", topk, 1)
     entries = resolve_library(default_library() if library is None else library)
     h = layer_inputs(model, x, l)
     with torch.no_grad():
@@ -222,11 +231,15 @@ def auto_symbolic(model, x: Tensor, library: Sequence[str] | None = None, weight
     Returns:
         One :class:`EdgeChoice` per edge considered.
     """
+    _check_ranking(weight_simple, max_cancellation)
+    check_float("r2_threshold", r2_threshold, finite=False)
+    check_input(x, model.n_inputs, "x")
+    check_finite(x, "x")
     entries = resolve_library(default_library() if library is None else library)
     complexity = torch.tensor([e.complexity for e in entries])
     fit_kw = _fit_kwargs(fit_kw)
     todo = range(model.depth) if layers is None else sorted(set(layers))
-    if any(not isinstance(l, int) or not 0 <= l < model.depth for l in todo):
+    if any(not isinstance(l, int) or isinstance(l, bool) or not 0 <= l < model.depth for l in todo):
         raise IndexError(f"layers={list(layers)!r} must be layer indices in [0, {model.depth})")
     choices = []
     for l in todo:

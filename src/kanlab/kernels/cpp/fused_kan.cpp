@@ -1,15 +1,18 @@
 // Fused CPU kernels for the dense KAN path on uniform grids (kanlab.kernels.fused).
+// Registered as torch.ops.kanlab.packed_input / input_grad.
 //
 // packed_input: x, b = b(x) (N, n_in) -> a (N, n_in * P), P = nb + 1, in ONE pass per row: the
 //   row is zeroed, then per input its base value b(x) (column i P) and its k + 1 live
-//   closed-form B-spline values (columns i P + 1 + span - k + j) are written.
+//   closed-form B-spline values (columns i P + 1 + span - k + j) are written (a NaN for a
+//   NaN / inf input).
 // input_grad:  gp = dL/da (N, n_in * P), x, b'(x) -> dL/dx (N, n_in), in ONE pass per row:
 //   gx[n, i] = gp[n, i P] b'(x) + sum_j gp[n, i P + 1 + span - k + j] dB_j(x).
 // The closed form: with u = (x - t0) / h, span = floor(u), f = u - span, the weights are
 // polynomials in f whose coefficients are the (k + 1, k + 1) matrix m (rows: powers of f).
 // The base activation and its derivative come from torch (vectorised, any activation).
 // Rows are split across at::get_num_threads() OpenMP threads (torch.set_num_threads applies).
-#include <torch/extension.h>
+#include <torch/all.h>
+#include <torch/library.h>
 
 #include <omp.h>
 
@@ -18,8 +21,6 @@
 #include <vector>
 
 #include "uniform_basis.h"
-
-void register_sparse(pybind11::module& mod);  // sparse_kan.cpp
 
 namespace {
 
@@ -49,7 +50,10 @@ void packed_rows(const T* x, const T* b, T* a, int64_t r0, int64_t r1, int64_t n
         for (int j = 0; j <= kk; ++j) dst[j] = w[j * n_in + i];
         continue;
       }
-      if (s < 0 || s >= n_int) continue;
+      if (s < 0 || s >= n_int) {  // outside the knots: no bases, but a NaN / inf input (NaN
+        if (std::isnan(w[i])) col[1] = w[i];  // weights) makes its row NaN, as the reference does
+        continue;
+      }
       const int lo = std::max(0, kk - s), hi = std::min(kk + 1, n_int - s);
       T* dst = col + 1 + s - kk;
       for (int j = lo; j < hi; ++j) dst[j] = w[j * n_in + i];
@@ -139,8 +143,9 @@ torch::Tensor input_grad(torch::Tensor gp, torch::Tensor x, torch::Tensor db, to
   return gx;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
-  mod.def("packed_input", &packed_input, "x, b(x) (N, n_in) -> packed GEMM input (N, n_in (nb + 1))");
-  register_sparse(mod);
-  mod.def("input_grad", &input_grad, "dL/da (N, n_in (nb + 1)), x, b'(x) -> dL/dx (N, n_in)");
+TORCH_LIBRARY_FRAGMENT(kanlab, m) {
+  // x, b(x) (N, n_in), grid, m, k -> packed GEMM input (N, n_in (nb + 1))
+  m.def("packed_input(Tensor x, Tensor b, Tensor grid, Tensor m, int k) -> Tensor", &packed_input);
+  // dL/da (N, n_in (nb + 1)), x, b'(x), grid, m_d, k -> dL/dx (N, n_in)
+  m.def("input_grad(Tensor gp, Tensor x, Tensor db, Tensor grid, Tensor md, int k) -> Tensor", &input_grad);
 }

@@ -4,7 +4,7 @@
 // compile-time dispatch on k and the chunk width, and argument checks.
 #pragma once
 
-#include <torch/extension.h>
+#include <torch/all.h>
 
 #include <cstring>
 #include <type_traits>

@@ -16,16 +16,14 @@
 //              (rows in parallel; the dot products of L inputs are reduced together)
 // table_grad:  sparse_table_grad.cpp. The table itself: sparse_table.cpp.
 // The base activation and its derivative come from torch.
-#include <torch/extension.h>
+#include <torch/all.h>
+#include <torch/library.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "sparse_common.h"
 #include "uniform_basis.h"
-
-void register_sparse_table(pybind11::module& mod);       // sparse_table.cpp
-void register_sparse_table_grad(pybind11::module& mod);  // sparse_table_grad.cpp
 
 namespace {
 
@@ -63,8 +61,7 @@ void live_block(const Problem<T>& p, int64_t n0, int64_t n1, int64_t g0, int64_t
       const T first = s - T(kk);  // first live basis (this form keeps the loop vectorised)
       const T scale = (Deriv ? ih[i] : T(1)) * live;
       for (int j = 0; j <= kk; ++j) {
-        T acc = m[kk * (kk + 1) + j];
-        for (int r = kk - 1; r >= 0; --r) acc = acc * f + m[r * (kk + 1) + j];
+        const T acc = kanlab_basis::basis_weight(m, kk, j, f);
         const T exists = (first + T(j) >= T(0)) & (first + T(j) < nb) ? T(1) : T(0);
         wr[j * G + i] = acc * scale * exists;
       }
@@ -233,11 +230,10 @@ torch::Tensor sparse_input_grad(torch::Tensor g, torch::Tensor x, torch::Tensor 
   return gx;
 }
 
-void register_sparse(pybind11::module& mod) {
-  register_sparse_table(mod);
-  register_sparse_table_grad(mod);
-  mod.def("sparse_forward", &sparse_forward,
-          "x, b(x) (N, n_in), grid, m, table (n_in, nc, nb + 1, CH), k -> y (N, nc CH)");
-  mod.def("sparse_input_grad", &sparse_input_grad,
-          "g (N, nc CH), x, b'(x), grid, m_d, table, k -> dL/dx (N, n_in)");
+TORCH_LIBRARY_FRAGMENT(kanlab, m) {
+  // x, b(x) (N, n_in), grid, m, table (n_in, nc, nb + 1, CH), k -> y (N, nc CH)
+  m.def("sparse_forward(Tensor x, Tensor b, Tensor grid, Tensor m, Tensor tab, int k) -> Tensor", &sparse_forward);
+  // g (N, nc CH), x, b'(x), grid, m_d, table, k -> dL/dx (N, n_in)
+  m.def("sparse_input_grad(Tensor g, Tensor x, Tensor db, Tensor grid, Tensor md, Tensor tab, int k) -> Tensor",
+        &sparse_input_grad);
 }

@@ -10,7 +10,8 @@
 // the table along outputs for each (input, row). They move L x L tiles (L = vector lanes)
 // through registers (kanlab_sparse::transpose): L vector loads, log2(L) L shuffles and L
 // vector stores per tile, each cache line read and written once. Threads own ranges of inputs.
-#include <torch/extension.h>
+#include <torch/all.h>
+#include <torch/library.h>
 
 #include <algorithm>
 #include <memory>
@@ -198,8 +199,9 @@ std::vector<torch::Tensor> sparse_param_grads(torch::Tensor gtab, torch::Tensor 
   return {gcoef, gsb, gss};
 }
 
-void register_sparse_table(pybind11::module& mod) {
-  mod.def("sparse_table", &sparse_table, "coef, scale_base, scale_spline, k, CH -> table (n_in, nc, nb + 1, CH), k zero rows either side");
-  mod.def("sparse_param_grads", &sparse_param_grads,
-          "table gradient, coef, scale_spline -> [d coef, d scale_base, d scale_spline]");
+TORCH_LIBRARY_FRAGMENT(kanlab, m) {
+  // coef, scale_base, scale_spline, k, CH -> table (n_in, nc, nb + 1, CH), k zero rows either side
+  m.def("sparse_table(Tensor coef, Tensor sb, Tensor ss, int k, int ch) -> Tensor", &sparse_table);
+  // table gradient, coef, scale_spline -> [d coef, d scale_base, d scale_spline]
+  m.def("sparse_param_grads(Tensor gtab, Tensor coef, Tensor ss) -> Tensor[]", &sparse_param_grads);
 }

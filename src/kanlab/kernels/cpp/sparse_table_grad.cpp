@@ -8,7 +8,8 @@
 // output gradients stay in L2 while every input of the thread visits them; per (block, input)
 // a counting sort groups the samples by knot interval, so each interval's k + 1 row sums stay
 // in registers and meet the table once.
-#include <torch/extension.h>
+#include <torch/all.h>
+#include <torch/library.h>
 
 #include <algorithm>
 #include <vector>
@@ -47,11 +48,7 @@ __attribute__((noinline)) void key_weights(const T* pm, int k, int n_int, T ih, 
     const T f = u - s;
     const T live = (u >= T(0)) & (u < top) ? T(1) : T(0);  // selects, no branches
     key[n] = static_cast<int32_t>(live > T(0) ? s : top);
-    for (int j = 0; j <= kk; ++j) {
-      T acc = m[kk * (kk + 1) + j];
-      for (int r = kk - 1; r >= 0; --r) acc = acc * f + m[r * (kk + 1) + j];
-      ws[j * B + n] = acc;
-    }
+    for (int j = 0; j <= kk; ++j) ws[j * B + n] = kanlab_basis::basis_weight(m, kk, j, f);
     ws[(kk + 1) * B + n] = bi[n * stride];
   }
 }
@@ -167,7 +164,8 @@ torch::Tensor sparse_table_grad(torch::Tensor g, torch::Tensor x, torch::Tensor 
   return gtab;
 }
 
-void register_sparse_table_grad(pybind11::module& mod) {
-  mod.def("sparse_table_grad", &sparse_table_grad,
-          "g (N, nc CH), x, b(x), grid, m, k, CH -> gradient of the table (n_in, nc, nb + 1, CH)");
+TORCH_LIBRARY_FRAGMENT(kanlab, m) {
+  // g (N, nc CH), x, b(x), grid, m, k, CH -> gradient of the table (n_in, nc, nb + 1, CH)
+  m.def("sparse_table_grad(Tensor g, Tensor x, Tensor b, Tensor grid, Tensor m, int k, int chunk) -> Tensor",
+        &sparse_table_grad);
 }

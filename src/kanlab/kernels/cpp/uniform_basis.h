@@ -1,4 +1,4 @@
-// Closed-form uniform B-spline pieces shared by the fused kernels (fused_kan.cpp, sparse_kan.cpp).
+// Closed-form uniform B-spline pieces shared by the C++ kernels (fused_kan.cpp, sparse_*.cpp).
 //
 // With u = (x - t0) / h, span = floor(u), f = u - span, the k + 1 live bases (or their
 // derivatives in f) are polynomials in f whose coefficients are the (k + 1, k + 1) matrix m
@@ -6,7 +6,7 @@
 // from the last knot on; NaN inputs get -1.
 #pragma once
 
-#include <torch/extension.h>
+#include <torch/all.h>
 
 #include <omp.h>
 
@@ -29,34 +29,26 @@ void grid_constants(const torch::Tensor& grid, std::vector<T>& ih, std::vector<T
   }
 }
 
-// Any order k, not unrolled: span[i] and w[j * n_in + i] as in row_weights.
+// Weight j (0 <= j <= k) of the k + 1 live bases at fractional position f: the polynomial
+// sum_p f^p m[p, j] by Horner. The one evaluation of the closed form every kernel uses.
 template <typename T>
-void row_weights_any(const T* x, int64_t n_in, int kk, int n_int, const T* ih, const T* c, const T* m,
-                     T* span, T* w) {
-  const T top = T(n_int);
-  for (int64_t i = 0; i < n_in; ++i) {
-    const T u = x[i] * ih[i] + c[i];
-    T s = std::floor(u);
-    const T f = u - s;
-    s = u >= T(0) ? s : T(-1);
-    span[i] = u < top ? s : top;
-    for (int j = 0; j <= kk; ++j) {
-      T acc = m[kk * (kk + 1) + j];
-      for (int p = kk - 1; p >= 0; --p) acc = acc * f + m[p * (kk + 1) + j];
-      w[j * n_in + i] = acc;
-    }
-  }
+inline __attribute__((always_inline)) T basis_weight(const T* __restrict m, int k, int j, T f) {
+  T acc = m[k * (k + 1) + j];
+  for (int p = k - 1; p >= 0; --p) acc = acc * f + m[p * (k + 1) + j];
+  return acc;
 }
 
-// Vectorisable over a row: span[i] in [-1, n_int] (NaN -> -1) and the k + 1 polynomial
-// weights w[j * n_in + i] = sum_p f^p m[p, j] (Horner). KT = k when known at compile time.
+// Vectorisable over a row: span[i] in [-1, n_int] (NaN -> -1) and the k + 1 weights
+// w[j * n_in + i] (basis_weight). KT = k when known at compile time (then m is copied to a
+// local array: no aliasing with w, the loop vectorises), 0 for any k.
 template <typename T, int KT>
 void row_weights(const T* __restrict x, int64_t n_in, int k, int n_int, const T* __restrict ih,
                  const T* __restrict c, const T* m_in, T* __restrict span, T* __restrict w) {
-  if (KT == 0) return row_weights_any<T>(x, n_in, k, n_int, ih, c, m_in, span, w);
-  constexpr int kk = KT > 0 ? KT : 1;
-  T m[(kk + 1) * (kk + 1)];
-  for (int q = 0; q < (kk + 1) * (kk + 1); ++q) m[q] = m_in[q];
+  constexpr int KM = KT > 0 ? KT : 1;
+  const int kk = KT > 0 ? KT : k;
+  T mk[(KM + 1) * (KM + 1)];
+  if (KT > 0) std::copy(m_in, m_in + (KM + 1) * (KM + 1), mk);
+  const T* __restrict m = KT > 0 ? mk : m_in;
   const T top = T(n_int);
   for (int64_t i = 0; i < n_in; ++i) {
     const T u = x[i] * ih[i] + c[i];
@@ -64,11 +56,7 @@ void row_weights(const T* __restrict x, int64_t n_in, int k, int n_int, const T*
     const T f = u - s;
     s = u >= T(0) ? s : T(-1);
     span[i] = u < top ? s : top;
-    for (int j = 0; j <= kk; ++j) {
-      T acc = m[kk * (kk + 1) + j];
-      for (int p = kk - 1; p >= 0; --p) acc = acc * f + m[p * (kk + 1) + j];
-      w[j * n_in + i] = acc;
-    }
+    for (int j = 0; j <= kk; ++j) w[j * n_in + i] = basis_weight(m, kk, j, f);
   }
 }
 

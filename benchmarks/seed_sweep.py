@@ -1,0 +1,111 @@
+"""Does training depend on the seed? The plain calls from seeds 0-9, grid by grid.
+
+Run ``python benchmarks/seed_sweep.py [--jobs 2] [--seeds 10] [--only expsin]``. For each
+problem: 1000 training / 1000 test points on [-1, 1]^d (float64), ``KAN(width,
+grid_size=3, seed=s)``, ``fit(data, steps=50)``, then ``model.refine(G)`` and ``fit(data,
+steps=50)`` for G = 5, 10, 20, 50: nothing but the defaults. It prints, per problem and
+grid, the best seed's test RMSE and the worst seed's as a multiple of it (the target: every
+seed within 3x of the best), then every seed's final RMSE.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+import kanlab  # noqa: E402
+
+GRIDS = (3, 5, 10, 20, 50)
+
+
+def _expsin(x):
+    return torch.exp(torch.sin(math.pi * x[:, [0]]) + x[:, [1]] ** 2)
+
+
+def _gauss(x):
+    return torch.exp(-2 * ((x[:, [0]] - 0.2) ** 2 + x[:, [1]] ** 2))
+
+
+def _sqrt(x):
+    return torch.sqrt(1 + x[:, [0]] ** 2 + x[:, [1]] ** 2)
+
+
+def _sum3(x):
+    return torch.exp(0.5 * torch.sin(math.pi * x[:, [0]]) + 0.5 * x[:, [1]] ** 2 + torch.tanh(x[:, [2]]))
+
+
+def _wave(x):
+    return torch.sin(3 * x[:, [0]]) * torch.exp(x[:, [0]])
+
+
+def _four(x):
+    return torch.exp(0.5 * (torch.sin(math.pi * (x[:, [0]] ** 2 + x[:, [1]] ** 2))
+                            + torch.sin(math.pi * (x[:, [2]] ** 2 + x[:, [3]] ** 2))))
+
+
+# name -> (function, number of inputs, width); [n, 1, 1] widths represent the function exactly
+PROBLEMS = {
+    "exp(sin(pi x) + y^2)": (_expsin, 2, [2, 1, 1]),
+    "exp(sin(pi x) + y^2), wide": (_expsin, 2, [2, 5, 1]),
+    "exp(-2((x-0.2)^2 + y^2))": (_gauss, 2, [2, 1, 1]),
+    "sqrt(1 + x^2 + y^2)": (_sqrt, 2, [2, 1, 1]),
+    "exp(sin(pi x)/2 + y^2/2 + tanh z)": (_sum3, 3, [3, 1, 1]),
+    "sin(3x) exp(x)": (_wave, 1, [1, 3, 1]),
+    "exp((sin(pi(x1^2+x2^2)) + sin(pi(x3^2+x4^2)))/2)": (_four, 4, [4, 2, 1, 1]),
+}
+
+
+def chain(name: str, seed: int, grids=GRIDS, steps: int = 50, n: int = 1000, threads: int = 1) -> list[float]:
+    """Test RMSE after each grid of the plain calls from ``seed``."""
+    torch.set_num_threads(threads)
+    fn, n_var, width = PROBLEMS[name]
+    data = kanlab.datasets.from_function(fn, n_var=n_var, n_train=n, n_test=n, seed=0, dtype=torch.float64)
+    model = kanlab.KAN(width, grid_size=grids[0], seed=seed, dtype=torch.float64)
+    out = []
+    for i, g in enumerate(grids):
+        if i:
+            model = model.refine(g)
+        out.append(model.fit(data, steps=steps, progress=False).test_rmse[-1])
+    return out
+
+
+def _chain_job(args):
+    return args, chain(*args)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=1, help="processes (one thread each)")
+    parser.add_argument("--only", help="problems whose name contains this")
+    args = parser.parse_args(argv)
+    names = [n for n in PROBLEMS if args.only is None or args.only in n]
+    jobs = [(name, s) for name in names for s in range(args.seeds)]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        results = dict(pool.map(_chain_job, jobs))
+    print(f"seeds 0-{args.seeds - 1}, 1000/1000 points, float64, 50 L-BFGS steps per grid, defaults "
+          f"({time.perf_counter() - start:.0f} s)\n")
+    print("| problem | width | " + " | ".join(f"G={g} best, worst/best" for g in GRIDS) + " |")
+    print("|---|---|" + "---|" * len(GRIDS))
+    for name in names:
+        rows = [results[(name, s)] for s in range(args.seeds)]
+        cells = []
+        for j in range(len(GRIDS)):
+            col = [r[j] for r in rows]
+            cells.append(f"{min(col):.2e}, {max(col) / min(col):.2f}x")
+        print(f"| {name} | {PROBLEMS[name][2]} | " + " | ".join(cells) + " |")
+    print("\nfinal test RMSE per seed:")
+    for name in names:
+        print(f"- {name}: " + ", ".join(f"{results[(name, s)][-1]:.2e}" for s in range(args.seeds)))
+
+
+if __name__ == "__main__":
+    main()
