@@ -110,7 +110,7 @@ def test_tree_drops_an_unused_variable_and_keeps_a_non_separable_leaf():
 
 def test_tree_from_a_trained_kan_finds_the_product():
     # a KAN fit to 2e-4 relative error: swap tests on its values still separate a (1/b - 1)
-    data = kanlab.datasets.feynman_dataset("I.13.12", n_train=500, n_test=200)
+    data = kanlab.datasets.feynman_dataset("I.13.12", n_train=300, n_test=100)
     model = kanlab.KAN([2, 5, 1], grid_size=5, seed=0, dtype=torch.float64)
     model.fit(data, steps=30, progress=False)
     tree = structure_tree(model, data.train_input, ["a", "b"])

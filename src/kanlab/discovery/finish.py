@@ -34,10 +34,13 @@ def complexity(expr) -> int:
 
 
 def _simplify(expr, real: dict | None = None):
-    """sympy.simplify with the variables' signs known (then the plain symbols back)."""
+    """sympy.simplify with the variables' signs known (then the plain symbols back). Skipped for
+    large expressions: over 40 operations, or over 15 with a trigonometric function (trigsimp's
+    polynomial factoring ran for minutes on a 30-operation candidate of I.15.3x)."""
     import sympy
 
-    if sympy.count_ops(expr) > 40:
+    ops = sympy.count_ops(expr)
+    if ops > 40 or (ops > 15 and expr.has(sympy.sin, sympy.cos, sympy.tan)):
         return expr
     real = real or {}
     try:

@@ -89,9 +89,10 @@ def one_variable_candidates(x: Tensor, y: Tensor, top: int = 3) -> list:
     return [c for c in out if math.isfinite(c[1])]
 
 
-def _kan_formula(width, data: Dataset, seed: int, weight_simple: float, steps: int):
-    """The KAN workflow on one starting shape, on the standardised target (the sparsity penalty and
-    the pruning thresholds are relative to unit scale); returns the formula in the placeholders."""
+def _trained(width, data: Dataset, seed: int, steps: int):
+    """The numeric half of the KAN workflow on one starting shape, on the standardised target (the
+    sparsity penalty and the pruning thresholds are relative to unit scale): fit with ``lamb``,
+    prune, fit, refine to G = 10, fit. Returns the model, the standardised data, mean and std."""
     x, raw = data.train_input, data.train_label
     mean, std = float(raw.mean()), float(raw.std())
     y = (raw - mean) / std
@@ -107,13 +108,21 @@ def _kan_formula(width, data: Dataset, seed: int, weight_simple: float, steps: i
     model.fit(data, steps=steps, progress=False)
     model = model.refine(10, x)
     model.fit(data, steps=steps, progress=False)
-    for l in range(model.depth):  # snap a layer, let the layers above adapt, snap the next
+    return model, data, mean, std
+
+
+def _snapped(model: KAN, data: Dataset, mean: float, std: float, weight_simple: float, steps: int):
+    """The symbolic half on a copy of a trained model: snap a layer, let the layers above adapt,
+    snap the next; polish. Returns the formula in the placeholders, on the original target scale."""
+    model = model.copy()
+    x, y = data.train_input, data.train_label
+    for l in range(model.depth):
         auto_symbolic(model, x, weight_simple=weight_simple, layers=[l])
         model.fit(data, steps=max(5, steps // 2), progress=False, update_grid=l < model.depth - 1)
     polish_symbolic(model, x, y)
     names = [placeholder(k) for k in range(x.shape[1])]
     expr = symbolic_formula(model, var_names=names, simplify=True)[0]
-    return expr * sympy_float(std) + sympy_float(mean), model.width
+    return expr * sympy_float(std) + sympy_float(mean)
 
 
 def sympy_float(v: float):
@@ -122,11 +131,16 @@ def sympy_float(v: float):
     return sympy.Float(v)
 
 
+_FAILED = (ValueError, RuntimeError, FloatingPointError)  # a failed start is just no candidate
+
+
 def kan_candidates(points: Tensor, y: Tensor, seed: int, deadline: float, steps: int = 30,
-                   shapes: Sequence | None = None, weights: Sequence[float] = (0.8, 0.2)) -> list:
+                   shapes: Sequence | None = None, weights: Sequence[float] = (0.8, 0.2),
+                   required: bool = True) -> list:
     """Formulas from the KAN workflow on ``(points, y)`` for each starting shape (default
-    ``[d, 5, 1]`` and a MultKAN ``[d, [2, 2], 1]``) and each ``weight_simple``, while time lasts
-    (the first start runs even past the deadline, so there is always a candidate).
+    ``[d, 5, 1]`` and a MultKAN ``[d, [2, 2], 1]``), each trained once and snapped with each
+    ``weight_simple``, while time lasts. With ``required`` the first start runs even past the
+    deadline, so there is always a candidate; otherwise nothing starts past it.
 
     Returns ``[(expr in the placeholders, relative error, description)]``.
     """
@@ -135,15 +149,20 @@ def kan_candidates(points: Tensor, y: Tensor, seed: int, deadline: float, steps:
     data = Dataset(points, y[:, None], points, y[:, None])
     out = []
     for width in shapes:
+        if (out or not required) and time.perf_counter() > deadline:
+            return out
+        try:
+            trained = _trained(width, data, seed, steps)
+        except _FAILED:
+            continue
         for w in weights:
-            if out and time.perf_counter() > deadline:
-                return out
+            if w != weights[0] and time.perf_counter() > deadline:
+                break
             try:
-                expr, pruned = _kan_formula(width, data, seed, w, steps)
-            except (ValueError, RuntimeError, FloatingPointError):  # a failed start is just no candidate
+                expr = _snapped(*trained, w, steps)
+            except _FAILED:
                 continue
             err = relative_error(expr, points, y)
             if math.isfinite(err):
-                out.append((expr, err, f"kan {width} -> {pruned}, weight_simple {w}"))
-
+                out.append((expr, err, f"kan {width} -> {trained[0].width}, weight_simple {w}"))
     return out

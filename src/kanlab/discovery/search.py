@@ -150,7 +150,7 @@ def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
     if (not out or out[0][1] > accept) and ctx.time_left() > 0:
         ctx.notes.append(f"structure at '{node.label()}' gave relative error "
                          f"{out[0][1] if out else math.inf:.2e}; tried the KAN workflow on the whole node")
-        out += kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps)
+        out += kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps, required=not out)
     return out
 
 
@@ -208,7 +208,8 @@ def discover(X, y, names: Sequence[str] | None = None, *, test_size: float = 0.2
     accept = max(10 * floor, 1e-6)
     found = solve(tree, ctx, accept)
     if tree.kind != "leaf" and min((c[1] for c in found), default=math.inf) > accept and ctx.time_left() > 0:
-        found += kan_candidates(tree.problem.points, tree.problem.y, ctx.seed, ctx.deadline, ctx.steps)
+        found += kan_candidates(tree.problem.points, tree.problem.y, ctx.seed, ctx.deadline, ctx.steps,
+                                required=not found)
     if not found:
         raise ValueError("discover found no finite formula within the time budget; raise time_budget")
     variables = [__import__("sympy").Symbol(n) for n in names]
