@@ -1,4 +1,4 @@
-"""The `kanlab` command: fit / predict / formula / plot / demo / build-kernels.
+"""The `kanlab` command: fit / predict / formula / plot / demo / build-kernels / discover.
 
 Every failure a user can cause (a missing file or column, non-numeric columns, NaNs, an empty
 table, bad options, training that diverges, a model too large for memory) prints one line
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     _add_fit(sub)
     _add_others(sub)
+    from .cli_discover import add_discover
+
+    add_discover(sub)
     return parser
 
 

@@ -18,10 +18,11 @@ from .ops import (EdgeChoice, Suggestion, auto_symbolic, default_library, fix_sy
                   unfix_symbolic)
 from .formula import round_constants, simplify_formula, symbolic_formula, to_latex, to_numpy, to_torch
 from .compile import compile_formula
-from .polish import polish_symbolic
+from .polish import polish_formula, polish_symbolic
 
 __all__ = ["SymbolicEdges", "SymbolicFunction", "register", "get_function", "library_names",
            "resolve_library", "FitResult", "SingularFitError", "fit_functions", "rank_candidates",
            "Suggestion", "EdgeChoice", "suggest_symbolic", "fix_symbolic", "unfix_symbolic",
            "auto_symbolic", "default_library", "symbolic_formula", "round_constants",
-           "simplify_formula", "to_latex", "to_numpy", "to_torch", "compile_formula", "polish_symbolic"]
+           "simplify_formula", "to_latex", "to_numpy", "to_torch", "compile_formula", "polish_symbolic",
+           "polish_formula"]

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_finite, check_float, check_input, check_int
+from .domain import exact_on, fold_sign
 from .edges import SymbolicEdges
 from .fit import SingularFitError, fit_functions, is_constant, rank_candidates
 from .library import canonical_params, get_function, library_names, resolve_library
@@ -32,7 +33,8 @@ class Suggestion(NamedTuple):
 
 
 class EdgeChoice(NamedTuple):
-    """What :func:`auto_symbolic` did to edge ``(l, i, j)``: ``fixed`` tells whether it was snapped."""
+    """What :func:`auto_symbolic` did to edge ``(l, i, j)``: ``fixed`` tells whether it was snapped,
+    and ``reason`` why not when it was not."""
 
     l: int
     i: int
@@ -40,6 +42,7 @@ class EdgeChoice(NamedTuple):
     name: str
     r2: float
     fixed: bool
+    reason: str = ""
 
 
 def default_library() -> list[str]:
@@ -95,6 +98,26 @@ def _fit_kwargs(kw: dict) -> dict:
     return kw
 
 
+@torch.no_grad()
+def _domain_mask(entries, xs: Tensor, params: Tensor) -> Tensor:
+    """``(E, K)`` bool: candidate ``k`` of edge ``e`` prints as it computes on the edge's inputs
+    ``xs`` ``(E, N)`` (its argument ``a x + b`` stays in the function's domain; a log's argument
+    may also be negative everywhere, which :func:`fold_sign` folds)."""
+    ok = torch.ones(params.shape[:2], dtype=torch.bool)
+    for k, entry in enumerate(entries):
+        u = params[:, k, 0:1].double() * xs.double() + params[:, k, 1:2].double()  # (E, N)
+        if entry.name == "log":
+            u = torch.where((u < 0).all(dim=1, keepdim=True), -u, u)
+        ok[:, k] = exact_on(entry.name, u)
+    return ok
+
+
+def _snap_params(name: str, params, x: Tensor) -> tuple:
+    a, b, c, d = (float(v) for v in params)
+    a, b = fold_sign(name, a, b, x)
+    return canonical_params(name, a, b, c, d)
+
+
 # ---------------------------------------------------------------------- public
 def suggest_symbolic(model: KAN, l: int, i: int, j: int, x: Tensor, library: Sequence[str] | None = None,
                      topk: int = 5, weight_simple: float = 0.8, max_cancellation: float = 10.0,
@@ -125,11 +148,12 @@ def suggest_symbolic(model: KAN, l: int, i: int, j: int, x: Tensor, library: Seq
         res = fit_functions(h[:, i], y, [e.torch_fn for e in entries], **_fit_kwargs(fit_kw))
     except SingularFitError as err:
         raise SingularFitError(f"edge (l={l}, i={i}, j={j}): {err}") from None
-    scores = rank_candidates(res.r2, torch.tensor([e.complexity for e in entries]), weight_simple,
+    r2 = torch.where(_domain_mask(entries, h[None, :, i], res.params[None])[0], res.r2, float("-inf"))
+    scores = rank_candidates(r2, torch.tensor([e.complexity for e in entries]), weight_simple,
                              res.cancellation, max_cancellation, res.degenerate)
     order = [int(k) for k in torch.argsort(scores, stable=True) if torch.isfinite(scores[k])]
-    return [Suggestion(entries[k].name, float(res.r2[k]), float(scores[k]),
-                       tuple(float(v) for v in res.params[k])) for k in order[:topk]]
+    return [Suggestion(entries[k].name, float(r2[k]), float(scores[k]),
+                       _snap_params(entries[k].name, res.params[k], h[:, i])) for k in order[:topk]]
 
 
 def fix_symbolic(model: KAN, l: int, i: int, j: int, name: str, x: Tensor | None = None,
@@ -165,7 +189,7 @@ def fix_symbolic(model: KAN, l: int, i: int, j: int, name: str, x: Tensor | None
             if not torch.isfinite(res.r2[0]):
                 raise ValueError(f"{name!r} gives non-finite values on the data of edge (l={l}, i={i}, j={j}); "
                                  "it cannot be fit there")
-            params, r2 = canonical_params(fn.name, *(float(v) for v in res.params[0])), float(res.r2[0])
+            params, r2 = _snap_params(fn.name, res.params[0], h[:, i]), float(res.r2[0])
     params = (1.0, 0.0, 1.0, 0.0) if params is None else tuple(float(v) for v in params)
     if len(params) != 4 or not all(torch.isfinite(torch.tensor(params))):
         raise ValueError(f"params must be four finite numbers (a, b, c, d), got {params!r}")
@@ -201,6 +225,12 @@ def auto_symbolic(model: KAN, x: Tensor, library: Sequence[str] | None = None, w
     Snapping one layer at a time (``layers=[0]``, retrain, ``layers=[1]``, ...) lets the
     later layers adapt to the closed forms before they are fit in turn.
 
+    Only candidates whose argument stays inside the function's domain on ``x`` are considered
+    (there the printed formula equals what the model computes; a log of an argument negative
+    everywhere is folded to a positive one). With the default ``r2_threshold`` every active edge
+    of ``layers`` ends symbolic whenever the library holds ``"x"``; an edge left numeric says why
+    in its :class:`EdgeChoice` ``reason``.
+
     Returns:
         One :class:`EdgeChoice` per edge considered.
     """
@@ -233,14 +263,22 @@ def auto_symbolic(model: KAN, x: Tensor, library: Sequence[str] | None = None, w
         live = [e for e, c in zip(edges, const) if not c]
         if live:
             res = fit_functions(xs[~const], ys[~const], [e.torch_fn for e in entries], **fit_kw)
-            best = rank_candidates(res.r2, complexity, weight_simple, res.cancellation,
+            valid = _domain_mask(entries, xs[~const], res.params)
+            r2_all = torch.where(valid, res.r2, float("-inf"))
+            best = rank_candidates(r2_all, complexity, weight_simple, res.cancellation,
                                    max_cancellation, res.degenerate).argmin(dim=1)  # (E,)
             for n, (j, i) in enumerate(live):
                 k = int(best[n])
-                r2 = float(res.r2[n, k])
+                r2 = float(r2_all[n, k])
                 fixed = r2 >= r2_threshold and r2 > float("-inf")
                 if fixed:
-                    _set(model, l, i, j, entries[k].name,
-                         canonical_params(entries[k].name, *(float(v) for v in res.params[n, k])))
-                choices.append(EdgeChoice(l, i, j, entries[k].name, r2, fixed))
+                    params = _snap_params(entries[k].name, res.params[n, k], xs[~const][n])
+                    _set(model, l, i, j, entries[k].name, params)
+                    reason = ""
+                elif r2 == float("-inf"):
+                    reason = ("no library function fits it and stays inside its domain (where the printed "
+                              "formula equals the computed one) on the data")
+                else:
+                    reason = f"best r2 {r2:.4g} is below r2_threshold {r2_threshold}"
+                choices.append(EdgeChoice(l, i, j, entries[k].name, r2, fixed, reason))
     return choices

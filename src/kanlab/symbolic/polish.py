@@ -17,7 +17,7 @@ from ..validation import check_finite, check_input
 if TYPE_CHECKING:
     from ..network import KAN
 
-__all__ = ["polish_symbolic"]
+__all__ = ["polish_symbolic", "polish_formula"]
 
 
 def polish_symbolic(model: KAN, x: Tensor, y: Tensor, steps: int = 30, tol: float = 1e-30) -> float:
@@ -75,3 +75,63 @@ def polish_symbolic(model: KAN, x: Tensor, y: Tensor, steps: int = 30, tol: floa
             v.copy_(p[k:k + s.numel()].view(s))
             k += s.numel()
     return (sse / y.numel()) ** 0.5
+
+
+def polish_formula(expr, variables, x: Tensor, y: Tensor, steps: int = 50):
+    """Fit every floating constant of the sympy expression ``expr`` to ``y`` by Levenberg-Marquardt.
+
+    Integers, rationals and named constants (``pi``) are kept exactly; only ``sympy.Float``
+    atoms move. Used where a formula has no KAN form (:func:`compile_formula` cannot build it).
+
+    Args:
+        expr: sympy expression in ``variables``.
+        variables: the inputs in the column order of ``x`` (symbols or names).
+        x: ``(N, len(variables))``; y: ``(N,)`` or ``(N, 1)``.
+
+    Returns:
+        ``(polished expression, RMSE on (x, y))``.
+    """
+    import sympy
+
+    from .formula import to_torch
+
+    variables = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in variables]
+    check_input(x, len(variables), "x")
+    y = y.reshape(-1).to(x.dtype)
+    floats = sorted(expr.atoms(sympy.Float), key=lambda f: (float(f), str(f)))
+    params = list(sympy.symbols(f"_polish0:{len(floats)}"))
+    template = expr.xreplace(dict(zip(floats, params)))
+    fn = to_torch(template, variables + params)
+    p = torch.tensor([float(f) for f in floats], dtype=x.dtype)
+
+    def resid(flat: Tensor) -> Tensor:
+        return fn(torch.cat([x, flat.expand(x.shape[0], -1)], dim=1)) - y  # (N,)
+
+    def sse_of(flat: Tensor) -> float:
+        with torch.no_grad():
+            v = float((resid(flat) ** 2).sum())
+        return v if v == v else float("inf")
+
+    sse = sse_of(p)
+    if floats:
+        lam = 1e-3
+        for _ in range(steps):
+            if sse <= 1e-30:
+                break
+            r = resid(p).detach()
+            jac = jacfwd(resid)(p).detach()  # (N, P)
+            jac = torch.where(torch.isfinite(jac), jac, 0.0)
+            jtj, g = jac.T @ jac, jac.T @ r
+            improved = False
+            while lam < 1e12:
+                damp = lam * (torch.diagonal(jtj) + 1e-12 * torch.diagonal(jtj).max() + 1e-30)
+                delta = torch.linalg.lstsq(jtj + torch.diag(damp), -g[:, None]).solution[:, 0]
+                new = sse_of(p + delta) if bool(torch.isfinite(delta).all()) else float("inf")
+                if new < sse:
+                    p, sse, lam, improved = p + delta, new, max(lam / 3, 1e-12), True
+                    break
+                lam *= 4
+            if not improved:
+                break
+    out = template.xreplace({s: sympy.Float(float(v), 17) for s, v in zip(params, p.tolist())})
+    return out, (sse / y.numel()) ** 0.5
