@@ -6,7 +6,8 @@ The sources in ``kernels/cpp/`` (every ``*.cpp`` file registers its own operator
 cache (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), under a name that
 hashes the sources and the CPU's features (``-march=native`` builds are not shared across CPUs,
 and checkouts with different kernels do not rebuild over each other). The first build on a
-machine takes about two minutes and says so once on stderr; later processes load the cached
+machine takes about two minutes and says so once (a :class:`KernelBuildNotice` warning, which
+Python prints on stderr); later processes load the cached
 build in well under a second. ``KANLAB_NO_CPP=1`` disables it.
 
 Example:
@@ -19,15 +20,20 @@ import glob
 import hashlib
 import os
 import platform
-import sys
 import threading
+import warnings
 
 import torch
 from torch import Tensor
 
-__all__ = ["load_extension", "build_error", "applies", "large_batch", "FUSED_MIN_ELEMENTS", "BUILD_MESSAGE"]
+__all__ = ["load_extension", "build_error", "applies", "large_batch", "FUSED_MIN_ELEMENTS", "BUILD_MESSAGE",
+           "KernelBuildNotice"]
 
 BUILD_MESSAGE = "compiling kanlab's CPU kernels, once per machine, ~2 min"
+
+
+class KernelBuildNotice(UserWarning):
+    """Issued when the C++ kernels start compiling (the first use on a machine)."""
 # "auto" takes the C++ paths (and so builds them, once per process, ~2 min the first time on
 # a machine) only for batches with at least this many input entries N * n_in, so small
 # models never trigger a build. Below it the eager passes cost little anyway.
@@ -92,7 +98,7 @@ def _build():
         name = f"kanlab_kernels_{_build_tag()}"
         build_dir = cpp_extension._get_build_directory(name, verbose=False)
         if not os.path.exists(os.path.join(build_dir, f"{name}.so")):
-            print(BUILD_MESSAGE, file=sys.stderr, flush=True)
+            warnings.warn(BUILD_MESSAGE, KernelBuildNotice, stacklevel=2)
         flags = ["-O3", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=fast",
                  "-fopenmp"]
         cpp_extension.load(name=name, sources=sources, extra_cflags=flags, extra_ldflags=["-fopenmp"],
