@@ -54,6 +54,7 @@ class KANConfig:
             object.__setattr__(self, key, value)
 
     def to_dict(self) -> dict:
+        """The config as JSON-ready lists and scalars (what a ``.kan`` file stores)."""
         d = dataclasses.asdict(self)
         d["width"] = [list(w) for w in self.width]
         d["grid_range"] = list(self.grid_range)
@@ -63,7 +64,8 @@ class KANConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> KANConfig:
-        """Inverse of :meth:`to_dict`; unknown or missing keys and bad values raise ValueError / TypeError."""
+        """The config a :meth:`to_dict` dict ``d`` describes; unknown or missing keys and bad values
+        raise ValueError / TypeError."""
         if not isinstance(d, dict):
             raise TypeError(f"a KAN config must be a dict, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -73,8 +75,9 @@ class KANConfig:
         return cls(**d)
 
     def estimate_bytes(self, dtype: torch.dtype | None = None) -> int:
-        """Peak memory (bytes) to build a KAN of this config: parameters plus the largest
-        layer's initialisation fit (float64 least squares over ``G + 1`` points)."""
+        """Peak memory (bytes) to build a KAN of this config with parameters of ``dtype`` (None:
+        torch's default): parameters plus the largest layer's initialisation fit (float64 least
+        squares over ``G + 1`` points)."""
         item = torch.empty((), dtype=dtype).element_size()
         sizes = [estimate_layer_bytes(n_in, n_out, self.grid_size, self.spline_order, item)
                  for n_in, n_out in self.layer_shapes()]
@@ -89,7 +92,8 @@ class KANConfig:
 
 
 def normalize_width(width) -> tuple[tuple[int, int], ...]:
-    """``[2, [5, 2], 1]`` -> ``((2, 0), (5, 2), (1, 0))``, with clear errors."""
+    """A ``width`` such as ``[2, [5, 2], 1]`` as ``((2, 0), (5, 2), (1, 0))`` (``(n_sum, n_mult)``
+    per node layer), with clear errors."""
     if isinstance(width, (str, bytes)) or not (isinstance(width, Sequence) or hasattr(width, "__array__")):
         raise TypeError(f"width must be a list of layer sizes such as [2, 5, 1], got {width!r}")
     width = list(width)

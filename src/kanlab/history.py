@@ -25,12 +25,16 @@ class History:
     seconds: float = 0.0
 
     def __len__(self) -> int:
+        """Number of recorded steps."""
         return len(self.train_loss)
 
     def to_dict(self) -> dict:
+        """Every field as plain lists and scalars (lists copied): what a checkpoint stores."""
         return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()}
 
     def extend(self, other: History) -> History:
+        """Append the steps of ``other``, a History of the run's continuation (its grid-update
+        steps shifted by this one's length, its seconds added); returns self."""
         offset = len(self)
         for k, v in self.__dict__.items():
             if k == "grid_update_steps":

@@ -44,11 +44,14 @@ class LayerActivations:
     """
 
     def __init__(self, inputs: Tensor, outputs: Tensor, edge_fn):
+        """Hold ``inputs`` ``(N, n_in)`` and ``outputs`` ``(N, n_out)``; ``edge_fn(inputs, edge=None)``
+        gives the edges ``(N, n_out, n_in)``, or one edge ``(N,)`` for ``edge = (j, i)``."""
         self.inputs, self.outputs, self._edge_fn = inputs, outputs, edge_fn
         self._edges: Tensor | None = None
 
     @property
     def edges(self) -> Tensor:
+        """Every edge's value ``(N, n_out, n_in)``, computed on first read and kept."""
         if self._edges is None:
             self._edges = edges = self._edge_fn(self.inputs)
             return edges
@@ -66,6 +69,7 @@ class LayerActivations:
         return edge_moments(self._edge_fn, self.inputs, n_edges)
 
     def __iter__(self):
+        """``inputs, edges, outputs``."""
         return iter((self.inputs, self.edges, self.outputs))
 
 
@@ -139,14 +143,17 @@ class KAN(KANMethods, nn.Module):
 
     @property
     def depth(self) -> int:
+        """Number of KAN layers, ``len(width) - 1``."""
         return len(self.layers)
 
     @property
     def n_inputs(self) -> int:
+        """Number of inputs, ``width[0]``."""
         return self.config.width[0][0]
 
     @property
     def n_outputs(self) -> int:
+        """Number of outputs (the last node layer's addition plus multiplication nodes)."""
         s, m = self.config.width[-1]
         return s + m
 
@@ -168,10 +175,19 @@ class KAN(KANMethods, nn.Module):
                          for v in (float(p.double().sum()), float(p.double().square().sum())))
 
     def extra_repr(self) -> str:
+        """The width and grid shown by ``repr(model)``."""
         return f"width={self.width}, grid_size={self.config.grid_size}, spline_order={self.config.spline_order}"
 
     # ------------------------------------------------------------------ compute
     def forward(self, x: Tensor) -> Tensor:
+        """The network's output: every layer's edges summed, multiplication nodes applied.
+
+        Args:
+            x: inputs; arrays are converted to the parameters' dtype and device (:meth:`as_input`).
+
+        Shape:
+            ``x`` ``(..., width[0])`` -> ``(..., n_outputs)``.
+        """
         x = self.as_input(x)
         lead = x.shape[:-1]
         h = x.reshape(-1, self.n_inputs)  # (N, n0)
@@ -182,7 +198,9 @@ class KAN(KANMethods, nn.Module):
     def as_input(self, x, name: str = "x") -> Tensor:
         """``x`` as this model's input: arrays are converted to the parameters' dtype and device,
         a tensor of another dtype or device is a TypeError naming both
-        (:func:`kanlab.validation.as_model_input`). Shape: ``(..., width[0])``."""
+        (:func:`kanlab.validation.as_model_input`); ``name`` is the argument named in errors.
+
+        Shape: ``(..., width[0])``."""
         return as_model_input(x, self.n_inputs, self.layers[0].coef, name)
 
     def layer_step(self, l: int, h: Tensor) -> Tensor:

@@ -64,20 +64,29 @@ class KANMethods:
 
     # ------------------------------------------------------------------ interpretability
     def attribute(self, x: Tensor):
-        """Edge, node and input importance scores from data; see :func:`kanlab.pruning.attribute`."""
+        """Edge, node and input importance scores on the samples ``x`` ``(N, width[0])``, N >= 2;
+        see :func:`kanlab.pruning.attribute`.
+
+        Returns:
+            :class:`~kanlab.pruning.Attribution` (``.edges``, ``.nodes``, ``.inputs``, ...).
+        """
         from .pruning import attribute
 
         return attribute(_kan(self), x)
 
     def feature_scores(self, x: Tensor) -> Tensor:
-        """Importance of each input ``(width[0],)``; see :func:`kanlab.pruning.feature_scores`."""
+        """Importance ``(width[0],)`` of each input on the samples ``x`` ``(N, width[0])``;
+        see :func:`kanlab.pruning.feature_scores`."""
         from .pruning import feature_scores
 
         return feature_scores(_kan(self), x)
 
     def prune(self, x: Tensor | None = None, node_threshold: float = 1e-2, edge_threshold: float = 3e-2,
               **pykan_kwargs) -> KAN:
-        """A new, physically smaller KAN without unimportant nodes and edges, scored on ``x``."""
+        """A new, physically smaller KAN without unimportant nodes and edges, scored on the samples
+        ``x`` ``(N, width[0])``: hidden nodes scoring below ``node_threshold`` and edges below
+        ``edge_threshold`` go (:func:`kanlab.pruning.prune`; pykan's ``node_th``/``edge_th`` are accepted).
+        """
         from .pruning import prune
 
         kw = dict(dict(node_threshold=node_threshold, edge_threshold=edge_threshold),
@@ -85,13 +94,15 @@ class KANMethods:
         return prune(_kan(self), require_data(x, "prune"), **kw)
 
     def prune_inputs(self, x: Tensor, threshold: float = 1e-2) -> KAN:
-        """A new KAN without the inputs scoring below ``threshold`` (input names are kept)."""
+        """A new KAN without the inputs scoring below ``threshold`` on the samples ``x``
+        ``(N, width[0])`` (the kept inputs keep their names)."""
         from .pruning import prune_inputs
 
         return prune_inputs(_kan(self), x, threshold=threshold)
 
     def remove_edge(self, l: int, i: int, j: int) -> KAN:
-        """A new KAN without the edge from node ``i`` of layer ``l`` to node ``j`` of layer ``l + 1``."""
+        """A new KAN without the edge from node ``i`` of layer ``l`` to node ``j`` of layer ``l + 1``
+        (for multiplication nodes ``j`` indexes the operands; see :func:`kanlab.pruning.remove_edge`)."""
         from .pruning import remove_edge
 
         return remove_edge(_kan(self), l, i, j)
@@ -103,13 +114,17 @@ class KANMethods:
         return remove_node(_kan(self), l, i)
 
     def plot(self, x: Tensor, **kwargs):
-        """The network diagram as a matplotlib Figure; see :func:`kanlab.plotting.plot_network`."""
+        """The network diagram as a matplotlib Figure, each edge's curve over the range its input
+        takes on the samples ``x`` ``(N, width[0])``; see :func:`kanlab.plotting.plot_network` for
+        the keyword arguments (``title``, ``beta``, ...)."""
         from .plotting import plot_network
 
         return plot_network(_kan(self), x, **kwargs)
 
     def plot_edge(self, l: int, i: int, j: int, x: Tensor, **kwargs):
-        """One edge's function against its data, as a matplotlib Figure."""
+        """The edge from node ``i`` of layer ``l`` to node ``j`` of layer ``l + 1`` against the values
+        its input takes on the samples ``x`` ``(N, width[0])``, as a matplotlib Figure
+        (:func:`kanlab.plotting.plot_edge`)."""
         from .plotting import plot_edge
 
         return plot_edge(_kan(self), l, i, j, x, **kwargs)
@@ -191,7 +206,8 @@ class KANMethods:
 
     # ------------------------------------------------------------------ files
     def save(self, path, metadata: dict | None = None) -> None:
-        """Write one ``.kan`` file atomically; see :func:`kanlab.io.save`."""
+        """Write the model, with the JSON-serialisable ``metadata`` dict, to one ``.kan`` file at
+        ``path``, atomically; see :func:`kanlab.io.save`."""
         from .io import save
 
         save(_kan(self), path, metadata)

@@ -68,7 +68,9 @@ class LinearReadout:
     activations lie.
     """
 
-    def __init__(self, model):
+    def __init__(self, model: KAN):
+        """Make the last layer of ``model`` linear: identity base, splines zeroed and frozen (the
+        values they had are kept for :meth:`cancel`)."""
         self.layer = model.layers[-1]
         self.model = model
         layer = self.layer
