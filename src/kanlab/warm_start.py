@@ -181,7 +181,7 @@ def choose_start(run: ProbeRun, probe: int, both: bool) -> tuple[int, object, Hi
     return probe, opt, history
 
 
-def _warm_probe(run: ProbeRun, probe: int, name: str) -> tuple[dict, object, History]:
+def _warm_probe(run: ProbeRun, probe: int, name: str) -> tuple[dict[str, Tensor], torch.optim.Optimizer, History]:
     """``probe`` steps of the warm start from the model's current parameters: the state
     reached, the optimizer and the History (``start = name``)."""
     readout = LinearReadout(run.model)
