@@ -196,9 +196,9 @@ def _warm_probe(run: ProbeRun, probe: int, name: str) -> tuple[dict[str, Tensor]
 
 @torch.no_grad()
 def redraw_initialisation(model: KAN) -> None:
-    """Re-initialise every layer of a fresh KAN from a second draw derived from its seed (the same
-    distribution as the first: noisy near-zero splines, Xavier base weights); masks and grids
-    are kept. Deterministic: the same seed always gives the same redraw."""
+    """Re-initialise every layer of ``model`` (a fresh KAN) from a second draw derived from its
+    seed (the same distribution as the first: noisy near-zero splines, Xavier base weights);
+    masks and grids are kept. Deterministic: the same seed always gives the same redraw."""
     gen = torch.Generator().manual_seed((model.config.seed * 1_000_003 + REDRAW_SALT) % 2**63)
     for layer in model.layers:
         mask = layer.mask.clone()
