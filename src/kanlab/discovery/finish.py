@@ -50,8 +50,9 @@ def _simplify(expr, real: dict | None = None):
 
 
 def finish(expr, variables, real, Xtr, ytr):
-    """Constants fit, then rounded to simple numbers (1e-6, then 1e-3 relative with the rest
-    refit) where the training error does not grow by more than 1%; sympy-simplified."""
+    """Constants fit, then rounded to simple numbers where the training error does not grow by
+    more than 1% (all at once at 1e-6, 1e-3, 1e-2 relative, then one by one: each to its
+    nearest simple number or to 0, the others refit); sympy-simplified."""
     expr, rmse = polish_formula(expr, variables, Xtr, ytr)
     tiny = 1e-13 * float(ytr.abs().max())
     for tol in (1e-6, 1e-3, 1e-2):
@@ -61,10 +62,43 @@ def finish(expr, variables, real, Xtr, ytr):
         rounded, r = polish_formula(rounded, variables, Xtr, ytr)
         if r <= 1.01 * rmse + tiny:
             expr, rmse = rounded, min(r, rmse) if r <= rmse else r
+    expr, rmse = _round_each(expr, variables, Xtr, ytr, rmse, tiny)
     simple = _simplify(expr, real)
     if simple != expr and _rmse(simple, variables, Xtr, ytr) <= 1.01 * rmse + tiny:
         expr = simple
     return expr
+
+
+def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats: int = 12):
+    """Each remaining float (smallest first) set to 0, else to its nearest simple number within
+    2% (:func:`nice_number`), the others refit; kept where the training RMSE stays within 1% of
+    the unrounded fit's (``rmse``: noise makes a rounded constant cost a little; a wrong one
+    costs much more). Skipped for formulas with more than ``max_floats`` floats."""
+    import sympy
+
+    from ..symbolic.formula import nice_number
+
+    floats = sorted(expr.atoms(sympy.Float), key=lambda f: abs(float(f)))
+    if not floats or len(floats) > max_floats:
+        return expr, rmse
+    limit = 1.01 * rmse + tiny
+    current = rmse
+    for f in floats:
+        if f not in expr.atoms(sympy.Float):
+            continue
+        options = [sympy.Integer(0)]
+        nice = nice_number(float(f), tolerance=2e-2)
+        if nice is not None and nice != 0:
+            options.append(nice)
+        for value in options:
+            try:
+                trial, r = polish_formula(expr.xreplace({f: value}), variables, Xtr, ytr)
+            except (ValueError, TypeError, RuntimeError):
+                continue
+            if r <= limit:
+                expr, current = trial, r
+                break
+    return expr, current
 
 
 def finish_candidates(found, variables, real, Xtr, ytr, Xte, yte) -> list[Candidate]:
@@ -87,13 +121,17 @@ def finish_candidates(found, variables, real, Xtr, ytr, Xte, yte) -> list[Candid
     return out
 
 
-def formula_model(chosen: Candidate, variables, real, Xtr, ytr, Xte, yte, surrogate):
+def formula_model(chosen: Candidate, variables, real, Xtr, ytr, Xte, yte, surrogate, max_complexity: int = 40):
     """The chosen formula as a KAN: compiled, polished, read back. Returns ``(model, formula,
     notes)``; where it cannot be compiled (or the read-back is worse), the surrogate and the
     candidate's own formula."""
     from ..symbolic.compile import compile_formula
 
     notes = []
+    if chosen.complexity > max_complexity:
+        notes.append(f"the formula has {chosen.complexity} operations (> {max_complexity}): not compiled into a "
+                     "KAN; result.model is the numeric surrogate")
+        return surrogate, chosen.formula, notes
     try:
         model = compile_formula(chosen.formula, variables)
         polish_symbolic(model, Xtr, ytr)

@@ -17,6 +17,7 @@ from ..structure.problem import placeholder
 from ..structure.tree import DEFAULT_TRANSFORMS, StructureNode, grow, root_problem
 from ..validation import as_float_tensor, check_finite
 from .finish import complexity, finish_candidates, formula_model
+from .features import feature_candidates
 from .leaf import kan_candidates, one_variable_candidates, relative_error
 from .result import DiscoveryResult, choose
 
@@ -125,13 +126,14 @@ def _assemble(node: StructureNode, parts: list):
 def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
     """Candidate formulas ``[(expr in the node's placeholders, relative error, source)]``."""
     p = node.problem
-    out = []
+    out: list = []
     if node.kind == "leaf":
+        feats = feature_candidates(p.points, p.y, ctx.deadline)
         if p.n_vars == 1:
             out = [(e, r, "library fit", c) for e, r, c in one_variable_candidates(p.points[:, 0], p.y)]
-        else:
-            out = kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps)
-        return out
+        elif not feats or feats[0][1] > 2 * ctx.floor + 1e-9:
+            out = kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps, required=not feats)
+        return feats + out
     if node.kind == "substitute":
         child = node.children[0]
         return [(_lifted(c[0], child.problem),) + tuple(c[1:]) for c in solve(child, ctx, accept)]
@@ -146,7 +148,8 @@ def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
         for parts in itertools.islice(itertools.product(*options), 8):
             expr = _assemble(node, list(parts))
             out.append((expr, relative_error(expr, p.points, p.y), f"structure: {node.label()}"))
-        out.sort(key=lambda c: c[1])
+    out += feature_candidates(p.points, p.y, ctx.deadline)
+    out.sort(key=lambda c: c[1])
     if (not out or out[0][1] > accept) and ctx.time_left() > 0:
         ctx.notes.append(f"structure at '{node.label()}' gave relative error "
                          f"{out[0][1] if out else math.inf:.2e}; tried the KAN workflow on the whole node")
@@ -206,7 +209,12 @@ def discover(X, y, names: Sequence[str] | None = None, *, test_size: float = 0.2
                    symmetries=tuple(symmetries), method="values", seed=int(seed))
     tree = grow(root, options, 10)
     accept = max(10 * floor, 1e-6)
-    found = solve(tree, ctx, accept)
+    direct = feature_candidates(tree.problem.points, tree.problem.y, ctx.deadline)
+    if direct and direct[0][1] <= 1e-10 and _cost(direct[0]) <= 30:  # a short exact formula: done
+        ctx.notes.append(f"sparse feature regression fits the data to {direct[0][1]:.1e}; structure parts skipped")
+        found = direct
+    else:
+        found = solve(tree, ctx, accept) + direct
     if tree.kind != "leaf" and min((c[1] for c in found), default=math.inf) > accept and ctx.time_left() > 0:
         found += kan_candidates(tree.problem.points, tree.problem.y, ctx.seed, ctx.deadline, ctx.steps,
                                 required=not found)
