@@ -146,7 +146,8 @@ def _expression(exprs: list, active: list[int], coef: Tensor, n_num: int, target
     """sympy ``P`` or ``P / (1 + Q)`` from the fitted active columns (negligible terms dropped)."""
     import sympy as sp
 
-    num, den = [], []
+    num: list[tuple[int, float]] = []
+    den: list[tuple[int, float]] = []
     for k, c in zip(active, coef.tolist()):
         if abs(c) * float(cols[:, k].norm()) <= 1e-10 * target_norm:
             continue
@@ -186,7 +187,7 @@ def feature_candidates(points: Tensor, y: Tensor, deadline: float, max_terms: in
     exprs = [e for _, e in feats]
     n = points.shape[0]
     held = torch.arange(n) % 5 == 0
-    out = []
+    out: list = []
     for name, target, inverse in _transforms(y):
         for rational in (False, True):
             if time.perf_counter() > deadline and out:

@@ -121,10 +121,33 @@ def finish_candidates(found, variables, real, Xtr, ytr, Xte, yte) -> list[Candid
     return out
 
 
+def _computes(model, expr, variables, x: Tensor) -> bool:
+    """Whether ``model`` evaluates ``expr`` at ``x`` to 1e-8 relative."""
+    import torch
+
+    want = _predict(expr, variables, x)
+    if want is None:
+        return False
+    with torch.no_grad():
+        got = model(x)[:, 0].numpy()
+    scale = max(float(np.abs(want).max()), 1e-300)
+    return bool(np.all(np.abs(got - want) <= 1e-8 * np.maximum(np.abs(want), 1e-3 * scale)))
+
+
+def _predict(expr, variables, x: Tensor):
+    try:
+        with np.errstate(all="ignore"):
+            pred = np.asarray(to_numpy(expr, variables)(x.numpy()), dtype=float) * np.ones(x.shape[0])
+    except Exception:  # noqa: BLE001 - numpy cannot evaluate it
+        return None
+    return pred if np.isfinite(pred).all() else None
+
+
 def formula_model(chosen: Candidate, variables, real, Xtr, ytr, Xte, yte, surrogate, max_complexity: int = 40):
-    """The chosen formula as a KAN: compiled, polished, read back. Returns ``(model, formula,
-    notes)``; where it cannot be compiled (or the read-back is worse), the surrogate and the
-    candidate's own formula."""
+    """The chosen formula as a KAN: compiled; where the KAN computes the formula to 1e-8 relative
+    the formula stays as it is (its constants were fit and rounded), otherwise the KAN is
+    polished and read back. Returns ``(model, formula, notes)``; where it cannot be compiled (or
+    the read-back is worse), the surrogate and the candidate's own formula."""
     from ..symbolic.compile import compile_formula
 
     notes = []
@@ -134,6 +157,8 @@ def formula_model(chosen: Candidate, variables, real, Xtr, ytr, Xte, yte, surrog
         return surrogate, chosen.formula, notes
     try:
         model = compile_formula(chosen.formula, variables)
+        if _computes(model, chosen.formula, variables, Xtr):  # constants already fit: keep them exact
+            return model, chosen.formula, notes
         polish_symbolic(model, Xtr, ytr)
         formula = symbolic_formula(model, var_names=variables)[0]
     except (ValueError, TypeError, RuntimeError) as err:

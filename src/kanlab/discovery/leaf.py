@@ -147,7 +147,7 @@ def kan_candidates(points: Tensor, y: Tensor, seed: int, deadline: float, steps:
     d = points.shape[1]
     shapes = [[d, 5, 1], [d, [2, 2], 1]] if shapes is None else shapes
     data = Dataset(points, y[:, None], points, y[:, None])
-    out = []
+    out: list = []
     for width in shapes:
         if (out or not required) and time.perf_counter() > deadline:
             return out
@@ -159,7 +159,7 @@ def kan_candidates(points: Tensor, y: Tensor, seed: int, deadline: float, steps:
             if w != weights[0] and time.perf_counter() > deadline:
                 break
             try:
-                expr = _snapped(*trained, w, steps)
+                expr = _snapped(trained[0], trained[1], trained[2], trained[3], w, steps)
             except _FAILED:
                 continue
             err = relative_error(expr, points, y)

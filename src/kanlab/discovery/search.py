@@ -13,11 +13,11 @@ from torch import Tensor
 from ..datasets.core import Dataset
 from ..network import KAN
 from ..structure.hypotheses import SYMMETRIES, get_transform
-from ..structure.problem import placeholder
+from ..structure.problem import Problem, placeholder
 from ..structure.tree import DEFAULT_TRANSFORMS, StructureNode, grow, root_problem
 from ..validation import as_float_tensor, check_finite
-from .finish import complexity, finish_candidates, formula_model
 from .features import feature_candidates
+from .finish import complexity, finish_candidates, formula_model
 from .leaf import kan_candidates, one_variable_candidates, relative_error
 from .result import DiscoveryResult, choose
 
@@ -106,14 +106,22 @@ def _best(cands: list, floor: float, k: int = 2) -> list:
     return sorted(good, key=lambda c: (_cost(c), c[1]))[:k]
 
 
+def _problem(node: StructureNode) -> Problem:
+    """The node's problem (every node :func:`grow` makes has one)."""
+    if node.problem is None:
+        raise ValueError("the structure node has no problem attached; build it with structure.tree.grow")
+    return node.problem
+
+
 def _assemble(node: StructureNode, parts: list):
     """The node's formula from its children's (already in the node's placeholders)."""
     import sympy
 
-    p = node.problem
+    p = _problem(node)
     t = get_transform(node.transform)
+    base = p.base_values() if node.base is None else node.base
     with torch.no_grad():
-        at_base = float((t.fn(p.at_base(node.base)) - node.shift).mean())
+        at_base = float((t.fn(p.at_base(base)) - node.shift).mean())
     k = len(parts)
     if node.kind == "sum":
         inner = sympy.Add(*parts) - (k - 1) * sympy.Float(at_base + node.shift)
@@ -125,7 +133,7 @@ def _assemble(node: StructureNode, parts: list):
 
 def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
     """Candidate formulas ``[(expr in the node's placeholders, relative error, source)]``."""
-    p = node.problem
+    p = _problem(node)
     out: list = []
     if node.kind == "leaf":
         feats = feature_candidates(p.points, p.y, ctx.deadline)
@@ -136,15 +144,15 @@ def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
         return feats + out
     if node.kind == "substitute":
         child = node.children[0]
-        return [(_lifted(c[0], child.problem),) + tuple(c[1:]) for c in solve(child, ctx, accept)]
-    options = []
+        return [(_lifted(c[0], _problem(child)),) + tuple(c[1:]) for c in solve(child, ctx, accept)]
+    options: list[list] = []
     for child in node.children:
         cands = solve(child, ctx, accept)
         if not cands:
-            options = None
+            options = []
             break
-        options.append([_lifted(c[0], child.problem) for c in _best(cands, ctx.floor)])
-    if options is not None:
+        options.append([_lifted(c[0], _problem(child)) for c in _best(cands, ctx.floor)])
+    if options:
         for parts in itertools.islice(itertools.product(*options), 8):
             expr = _assemble(node, list(parts))
             out.append((expr, relative_error(expr, p.points, p.y), f"structure: {node.label()}"))
@@ -209,20 +217,20 @@ def discover(X, y, names: Sequence[str] | None = None, *, test_size: float = 0.2
                    symmetries=tuple(symmetries), method="values", seed=int(seed))
     tree = grow(root, options, 10)
     accept = max(10 * floor, 1e-6)
-    direct = feature_candidates(tree.problem.points, tree.problem.y, ctx.deadline)
+    direct = feature_candidates(_problem(tree).points, _problem(tree).y, ctx.deadline)
     if direct and direct[0][1] <= 1e-10 and _cost(direct[0]) <= 30:  # a short exact formula: done
         ctx.notes.append(f"sparse feature regression fits the data to {direct[0][1]:.1e}; structure parts skipped")
         found = direct
     else:
         found = solve(tree, ctx, accept) + direct
     if tree.kind != "leaf" and min((c[1] for c in found), default=math.inf) > accept and ctx.time_left() > 0:
-        found += kan_candidates(tree.problem.points, tree.problem.y, ctx.seed, ctx.deadline, ctx.steps,
+        found += kan_candidates(_problem(tree).points, _problem(tree).y, ctx.seed, ctx.deadline, ctx.steps,
                                 required=not found)
     if not found:
         raise ValueError("discover found no finite formula within the time budget; raise time_budget")
     variables = [__import__("sympy").Symbol(n) for n in names]
     real = _real_symbols(variables, X)
-    found = [(_lifted(c[0], tree.problem), c[2]) for c in found]
+    found = [(_lifted(c[0], _problem(tree)), c[2]) for c in found]
     candidates = finish_candidates(found, variables, real, Xtr, ytr, Xte, yte)
     chosen = choose(candidates, rel_tol=0.1, abs_tol=1e-12 * float(y.std()))
     chosen.chosen = True
