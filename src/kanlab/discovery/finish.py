@@ -51,8 +51,8 @@ def _simplify(expr, real: dict | None = None):
 
 def finish(expr, variables, real, Xtr, ytr):
     """Constants fit, then rounded to simple numbers where the training error does not grow by
-    more than 1% (all at once at 1e-6, 1e-3, 1e-2 relative, then one by one: each to its
-    nearest simple number or to 0, the others refit); sympy-simplified."""
+    more than 1% (all at once at 1e-6, 1e-3, 1e-2 relative, then one by one: each to 0 or to
+    a simple number, the others refit); sympy-simplified."""
     expr, rmse = polish_formula(expr, variables, Xtr, ytr)
     tiny = 1e-13 * float(ytr.abs().max())
     for tol in (1e-6, 1e-3, 1e-2):
@@ -71,7 +71,7 @@ def finish(expr, variables, real, Xtr, ytr):
 
 def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats: int = 12):
     """Each remaining float (smallest first) set to 0, else to its nearest simple number within
-    2% (:func:`nice_number`), the others refit; kept where the training RMSE stays within 1% of
+    1e-4 ... 2e-2 (:func:`nice_number`), the others refit; kept where the training RMSE stays within 1% of
     the unrounded fit's (``rmse``: noise makes a rounded constant cost a little; a wrong one
     costs much more). Skipped for formulas with more than ``max_floats`` floats."""
     import sympy
@@ -86,10 +86,11 @@ def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats:
     for f in floats:
         if f not in expr.atoms(sympy.Float):
             continue
-        options = [sympy.Integer(0)]
-        nice = nice_number(float(f), tolerance=2e-2)
-        if nice is not None and nice != 0:
-            options.append(nice)
+        options = [sympy.Integer(0)]  # then the simplest number within 1e-4, 1e-3, 1e-2, 2e-2
+        for tol in (1e-4, 1e-3, 1e-2, 2e-2):
+            nice = nice_number(float(f), tolerance=tol)
+            if nice is not None and nice not in options:
+                options.append(nice)
         for value in options:
             try:
                 trial, r = polish_formula(expr.xreplace({f: value}), variables, Xtr, ytr)
