@@ -40,6 +40,8 @@ class Checkpointer:
     """
 
     def __init__(self, path, every, resume, settings: dict):
+        """Check ``path`` (its folder must exist), ``every`` (>= 1) and ``resume`` (must exist);
+        nothing is read or written yet."""
         self.path = None if path is None else _check_path("checkpoint", path, must_exist=False)
         self.every = check_int("checkpoint_every", every, 1)
         self.resume = None if resume is None else _check_path("resume", resume, must_exist=True)

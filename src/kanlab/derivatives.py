@@ -100,8 +100,8 @@ def multiply_jets(y: Tensor, dy: Tensor, d2y: Tensor, arity: int) -> tuple[Tenso
 
 
 def supports_jet(model: nn.Module) -> bool:
-    """True for a :class:`~kanlab.KAN` whose edges the closed-form jet covers (no symbolic
-    edges); other models use autograd in :func:`input_jet`."""
+    """True when ``model`` is a :class:`~kanlab.KAN` whose edges the closed-form jet covers (no
+    symbolic edges); other models use autograd in :func:`input_jet`."""
     from .network import KAN
 
     return isinstance(model, KAN) and len(model.symbolic) == 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .network import KANConfig
+from .config import KANConfig
 
 __all__ = ["HeaderSpec", "validate_header", "header_checksum", "DTYPES"]
 

@@ -69,6 +69,8 @@ class KANLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, grid_size: int = 5, spline_order: int = 3,
                  grid_range=(-1.0, 1.0), base_activation: str = "silu", grid_eps: float = 1.0,
                  noise_scale: float = 0.1, dtype=None, device=None, generator: torch.Generator | None = None):
+        """Allocate the parameters and buffers (of ``dtype`` on ``device``) and initialise them
+        with :meth:`reset_parameters` (arguments: see the class docstring)."""
         super().__init__()
         in_features, out_features = check_int("in_features", in_features, 1), check_int("out_features", out_features, 1)
         grid_size, spline_order = check_int("grid_size", grid_size, 1), check_int("spline_order", spline_order, 1)
@@ -96,7 +98,12 @@ class KANLayer(nn.Module):
 
     # ------------------------------------------------------------------ set-up
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Splines fit small noise (near zero), ``w_b`` Xavier-uniform, ``w_s = 1``."""
+        """Initialise in place: splines fit small noise (near zero), ``w_b`` Xavier-uniform,
+        ``w_s = 1``, every edge live.
+
+        Args:
+            generator: random source of the noise and of ``w_b`` (None: torch's default one).
+        """
         with torch.no_grad():
             n_in, n_out, g = self.in_features, self.out_features, self.grid_size
             points = self.grid[:, self.spline_order: self.spline_order + g + 1].T  # (G+1, n_in)
@@ -111,16 +118,25 @@ class KANLayer(nn.Module):
             self.mask.fill_(1.0)
 
     def extra_repr(self) -> str:
+        """The sizes and base activation shown by ``repr(layer)``."""
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"grid_size={self.grid_size}, spline_order={self.spline_order}, "
                 f"base_activation={self.base_activation!r}")
 
     @property
     def n_basis(self) -> int:
+        """Number of B-spline bases per edge, ``grid_size + spline_order``."""
         return self.grid_size + self.spline_order
 
     def set_grid(self, grid: Tensor) -> None:
-        """Replace the knot vectors ``(n_in, G + 2k + 1)``; coefficients are left as they are."""
+        """Replace the knot vectors; coefficients are left as they are.
+
+        Args:
+            grid: new knots, non-decreasing along each row.
+
+        Shape:
+            ``grid`` ``(in_features, grid_size + 2 * spline_order + 1)``.
+        """
         expected = (self.in_features, self.grid_size + 2 * self.spline_order + 1)
         if tuple(grid.shape) != expected:
             raise ValueError(f"grid must have shape {expected}, got {tuple(grid.shape)}")
@@ -135,6 +151,14 @@ class KANLayer(nn.Module):
 
     # ------------------------------------------------------------------ compute
     def forward(self, x: Tensor) -> Tensor:
+        """The layer's output ``y_o = sum_i phi_{o,i}(x_i)`` through the fastest available kernel.
+
+        Args:
+            x: inputs, with the model's dtype and device.
+
+        Shape:
+            ``x`` ``(..., in_features)`` -> ``(..., out_features)``.
+        """
         check_input(x, self.in_features, "x")
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.in_features)  # (N, n_in)
@@ -146,7 +170,11 @@ class KANLayer(nn.Module):
     def edges(self, x: Tensor) -> Tensor:
         """Every edge's value ``phi_{o,i}(x_i)`` (masked edges are zero).
 
-        Shape: ``(N, n_in)`` -> ``(N, n_out, n_in)``.
+        Args:
+            x: inputs.
+
+        Shape:
+            ``x`` ``(..., n_in)`` -> ``(N, n_out, n_in)`` with ``N`` the product of the leading dims.
         """
         check_input(x, self.in_features, "x")
         return kernels.kan_edges_reference(x.reshape(-1, self.in_features), self.grid, self.coef,
@@ -157,7 +185,11 @@ class KANLayer(nn.Module):
     def spline(self, x: Tensor) -> Tensor:
         """The spline part ``sum_m c_m B_m(x_i)`` of every edge (no scales, no mask).
 
-        Shape: ``(N, n_in)`` -> ``(N, n_out, n_in)``.
+        Args:
+            x: inputs.
+
+        Shape:
+            ``x`` ``(N, n_in)`` -> ``(N, n_out, n_in)``.
         """
         return splines.coef_to_curve(x, self.grid, self.coef, self.spline_order)
 
@@ -188,7 +220,12 @@ class KANLayer(nn.Module):
         return x
 
     def check_fit_memory(self, grid_size: int, n_samples: int | None) -> None:
-        """Raise ValueError before a grid update / refinement that would not fit in memory."""
+        """Raise ValueError before a grid update / refinement that would not fit in memory.
+
+        Args:
+            grid_size: the grid size the splines would be fit on.
+            n_samples: samples the fit sees (None or 0: fill points only).
+        """
         params, fit = estimate_layer_bytes(self.in_features, self.out_features, grid_size, self.spline_order,
                                            self.coef.element_size(), n_samples)
         check_memory(f"a spline fit of {n_samples or 'no'} samples on a grid of {grid_size} intervals "

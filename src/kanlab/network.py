@@ -4,112 +4,30 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import inspect
-import numbers
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
 
 from . import kernels
-from .activations import base_function
-from .compat import merge_pykan, require_data, translate
-from .layer import KANLayer, estimate_layer_bytes
+from .config import KANConfig, normalize_width
+from .layer import KANLayer
+from .network_api import KANMethods
 from .validation import (
     as_model_input,
     check_device,
     check_dtype,
     check_finite,
-    check_float,
-    check_grid_range,
     check_input,
     check_int,
     check_memory,
-    check_names,
-    check_seed,
 )
 
 if TYPE_CHECKING:  # for annotations only: symbolic imports network, not the other way round
     from .symbolic.edges import SymbolicEdges
-    from .symbolic.ops import EdgeChoice, Suggestion
-    from .training import History
 
 __all__ = ["KAN", "KANConfig", "LayerActivations", "normalize_width"]
-
-
-@dataclass(frozen=True)
-class KANConfig:
-    """Everything that fixes a KAN's architecture (saved with the weights).
-
-    ``width`` holds one ``(n_sum, n_mult)`` pair per node layer: ``n_sum`` addition
-    nodes and ``n_mult`` multiplication nodes, each of which multiplies ``mult_arity``
-    consecutive pre-activations. ``seed`` drives the initialisation.
-    """
-
-    width: tuple[tuple[int, int], ...]
-    grid_size: int = 5
-    spline_order: int = 3
-    grid_range: tuple[float, float] = (-1.0, 1.0)
-    base_activation: str = "silu"
-    grid_eps: float = 1.0
-    noise_scale: float = 0.1
-    mult_arity: int = 2
-    seed: int = 0
-    input_names: tuple[str, ...] | None = None
-    output_names: tuple[str, ...] | None = None
-
-    def __post_init__(self):
-        """Every field is checked (types, ranges, name counts); numpy scalars become Python ones."""
-        width = normalize_width(self.width)
-        fields = {"width": width,
-                  "grid_size": check_int("grid_size", self.grid_size, 1),
-                  "spline_order": check_int("spline_order", self.spline_order, 1),
-                  "grid_range": check_grid_range(self.grid_range),
-                  "grid_eps": check_float("grid_eps", self.grid_eps, 0.0, 1.0),
-                  "noise_scale": check_float("noise_scale", self.noise_scale, 0.0),
-                  "mult_arity": check_int("mult_arity", self.mult_arity, 1),
-                  "seed": check_seed(self.seed),
-                  "input_names": check_names("input_names", self.input_names, width[0][0]),
-                  "output_names": check_names("output_names", self.output_names, sum(width[-1]))}
-        base_function(self.base_activation)  # validates the name
-        for key, value in fields.items():
-            object.__setattr__(self, key, value)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["width"] = [list(w) for w in self.width]
-        d["grid_range"] = list(self.grid_range)
-        for key in ("input_names", "output_names"):
-            d[key] = list(d[key]) if d[key] is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> KANConfig:
-        """Inverse of :meth:`to_dict`; unknown or missing keys and bad values raise ValueError / TypeError."""
-        if not isinstance(d, dict):
-            raise TypeError(f"a KAN config must be a dict, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown, missing = sorted(set(d) - known), sorted({"width"} - set(d))
-        if unknown or missing:
-            raise ValueError(f"bad KAN config: unknown keys {unknown}, missing keys {missing}")
-        return cls(**d)
-
-    def estimate_bytes(self, dtype: torch.dtype | None = None) -> int:
-        """Peak memory (bytes) to build a KAN of this config: parameters plus the largest
-        layer's initialisation fit (float64 least squares over ``G + 1`` points)."""
-        item = torch.empty((), dtype=dtype).element_size()
-        sizes = [estimate_layer_bytes(n_in, n_out, self.grid_size, self.spline_order, item)
-                 for n_in, n_out in self.layer_shapes()]
-        return sum(p for p, _ in sizes) + max(f for _, f in sizes)
-
-    def layer_shapes(self) -> list[tuple[int, int]]:
-        """``(in_features, out_features)`` of each KAN layer (out counts every mult-node operand)."""
-        shapes = []
-        for (s_in, m_in), (s_out, m_out) in zip(self.width[:-1], self.width[1:]):
-            shapes.append((s_in + m_in, s_out + self.mult_arity * m_out))
-        return shapes
 
 
 class LayerActivations:
@@ -126,11 +44,14 @@ class LayerActivations:
     """
 
     def __init__(self, inputs: Tensor, outputs: Tensor, edge_fn):
+        """Hold ``inputs`` ``(N, n_in)`` and ``outputs`` ``(N, n_out)``; ``edge_fn(inputs, edge=None)``
+        gives the edges ``(N, n_out, n_in)``, or one edge ``(N,)`` for ``edge = (j, i)``."""
         self.inputs, self.outputs, self._edge_fn = inputs, outputs, edge_fn
         self._edges: Tensor | None = None
 
     @property
     def edges(self) -> Tensor:
+        """Every edge's value ``(N, n_out, n_in)``, computed on first read and kept."""
         if self._edges is None:
             self._edges = edges = self._edge_fn(self.inputs)
             return edges
@@ -148,6 +69,7 @@ class LayerActivations:
         return edge_moments(self._edge_fn, self.inputs, n_edges)
 
     def __iter__(self):
+        """``inputs, edges, outputs``."""
         return iter((self.inputs, self.edges, self.outputs))
 
 
@@ -157,28 +79,7 @@ def _layer_list(layers: Iterable[KANLayer]) -> Sequence[KANLayer]:
     return cast("Sequence[KANLayer]", nn.ModuleList(layers))
 
 
-def normalize_width(width) -> tuple[tuple[int, int], ...]:
-    """``[2, [5, 2], 1]`` -> ``((2, 0), (5, 2), (1, 0))``, with clear errors."""
-    if isinstance(width, (str, bytes)) or not (isinstance(width, Sequence) or hasattr(width, "__array__")):
-        raise TypeError(f"width must be a list of layer sizes such as [2, 5, 1], got {width!r}")
-    width = list(width)
-    if len(width) < 2:
-        raise ValueError(f"width must have at least two entries (inputs and outputs), got {width!r}")
-    out: list[tuple[int, int]] = []
-    for i, w in enumerate(width):
-        pair = (w,) if isinstance(w, numbers.Integral) else tuple(w) if isinstance(w, Sequence) else None
-        if pair is None or len(pair) not in (1, 2) or (len(pair) == 1 and not isinstance(w, numbers.Integral)):
-            raise TypeError(f"width[{i}] must be an int >= 1 or a pair [n_sum, n_mult], got {w!r}")
-        counts = [check_int(f"width[{i}]", v, 0) for v in pair] + [0] * (2 - len(pair))
-        if counts[0] + counts[1] < 1:
-            raise ValueError(f"width[{i}] must have at least one node, got {w!r}")
-        out.append((counts[0], counts[1]))
-    if out[0][1]:
-        raise ValueError(f"width[0] (the inputs) cannot have multiplication nodes, got {width[0]!r}")
-    return tuple(out)
-
-
-class KAN(nn.Module):
+class KAN(KANMethods, nn.Module):
     """A Kolmogorov-Arnold network.
 
     Args:
@@ -242,14 +143,17 @@ class KAN(nn.Module):
 
     @property
     def depth(self) -> int:
+        """Number of KAN layers, ``len(width) - 1``."""
         return len(self.layers)
 
     @property
     def n_inputs(self) -> int:
+        """Number of inputs, ``width[0]``."""
         return self.config.width[0][0]
 
     @property
     def n_outputs(self) -> int:
+        """Number of outputs (the last node layer's addition plus multiplication nodes)."""
         s, m = self.config.width[-1]
         return s + m
 
@@ -271,10 +175,19 @@ class KAN(nn.Module):
                          for v in (float(p.double().sum()), float(p.double().square().sum())))
 
     def extra_repr(self) -> str:
+        """The width and grid shown by ``repr(model)``."""
         return f"width={self.width}, grid_size={self.config.grid_size}, spline_order={self.config.spline_order}"
 
     # ------------------------------------------------------------------ compute
     def forward(self, x: Tensor) -> Tensor:
+        """The network's output: every layer's edges summed, multiplication nodes applied.
+
+        Args:
+            x: inputs; arrays are converted to the parameters' dtype and device (:meth:`as_input`).
+
+        Shape:
+            ``x`` ``(..., width[0])`` -> ``(..., n_outputs)``.
+        """
         x = self.as_input(x)
         lead = x.shape[:-1]
         h = x.reshape(-1, self.n_inputs)  # (N, n0)
@@ -285,7 +198,9 @@ class KAN(nn.Module):
     def as_input(self, x, name: str = "x") -> Tensor:
         """``x`` as this model's input: arrays are converted to the parameters' dtype and device,
         a tensor of another dtype or device is a TypeError naming both
-        (:func:`kanlab.validation.as_model_input`). Shape: ``(..., width[0])``."""
+        (:func:`kanlab.validation.as_model_input`); ``name`` is the argument named in errors.
+
+        Shape: ``(..., width[0])``."""
         return as_model_input(x, self.n_inputs, self.layers[0].coef, name)
 
     def layer_step(self, l: int, h: Tensor) -> Tensor:
@@ -440,175 +355,18 @@ class KAN(nn.Module):
         """An independent deep copy."""
         return copy.deepcopy(self)
 
-    # ------------------------------------------------------------------ training
-    def fit(self, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
-            batch_size: int | None = None, loss="mse", lamb: float = 0.0, lamb_l1: float = 1.0,
-            lamb_entropy: float = 2.0, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0,
-            update_grid: bool = True, grid_update_num: int = 10, start_grid_update_step: int = -1,
-            stop_grid_update_step: int | None = None, weight_decay: float = 0.0, test_data=None,
-            callbacks: Iterable[Callable] = (), progress: bool = True, seed: int = 0,
-            eval_every: int = 1, max_iter: int = 20, checkpoint=None, checkpoint_every: int = 10,
-            resume=None, warm_start="auto", **pykan_kwargs) -> History:
-        """Train in place: :func:`kanlab.training.fit` (each argument is described there).
 
-        pykan's spellings ``opt=``, ``loss_fn=`` and ``batch=`` are accepted in place of
-        ``optimizer=``, ``loss=`` and ``batch_size=`` (:mod:`kanlab.compat`).
-
-        Returns:
-            The :class:`~kanlab.training.History` of the run.
-
-        Example:
-            >>> model = KAN([2, 3, 1], seed=0)
-            >>> x = torch.rand(64, 2) * 2 - 1
-            >>> history = model.fit((x, x[:, :1] * x[:, 1:]), steps=5, progress=False)
-        """
-        args = {k: v for k, v in locals().items() if k not in ("self", "data", "pykan_kwargs")}
-        from .training import fit
-
-        defaults = {k: p.default for k, p in inspect.signature(KAN.fit).parameters.items()}
-        return fit(self, data, **merge_pykan("fit", args, defaults, pykan_kwargs))
-
-    # ------------------------------------------------------------------ interpretability
-    # Thin delegations: the work lives in kanlab.pruning / plotting / symbolic / io.
-    def attribute(self, x: Tensor):
-        """Edge, node and input importance scores from data; see :func:`kanlab.pruning.attribute`."""
-        from .pruning import attribute
-
-        return attribute(self, x)
-
-    def feature_scores(self, x: Tensor) -> Tensor:
-        """Importance of each input ``(width[0],)``; see :func:`kanlab.pruning.feature_scores`."""
-        from .pruning import feature_scores
-
-        return feature_scores(self, x)
-
-    def prune(self, x: Tensor | None = None, node_threshold: float = 1e-2, edge_threshold: float = 3e-2,
-              **pykan_kwargs) -> KAN:
-        """A new, physically smaller KAN without unimportant nodes and edges, scored on ``x``."""
-        from .pruning import prune
-
-        kw = dict(dict(node_threshold=node_threshold, edge_threshold=edge_threshold),
-                  **translate("prune", pykan_kwargs))
-        return prune(self, require_data(x, "prune"), **kw)
-
-    def prune_inputs(self, x: Tensor, threshold: float = 1e-2) -> KAN:
-        """A new KAN without the inputs scoring below ``threshold`` (input names are kept)."""
-        from .pruning import prune_inputs
-
-        return prune_inputs(self, x, threshold=threshold)
-
-    def remove_edge(self, l: int, i: int, j: int) -> KAN:
-        """A new KAN without the edge from node ``i`` of layer ``l`` to node ``j`` of layer ``l + 1``."""
-        from .pruning import remove_edge
-
-        return remove_edge(self, l, i, j)
-
-    def remove_node(self, l: int, i: int) -> KAN:
-        """A new KAN without hidden node ``i`` of node layer ``l``."""
-        from .pruning import remove_node
-
-        return remove_node(self, l, i)
-
-    def plot(self, x: Tensor, **kwargs):
-        """The network diagram as a matplotlib Figure; see :func:`kanlab.plotting.plot_network`."""
-        from .plotting import plot_network
-
-        return plot_network(self, x, **kwargs)
-
-    def plot_edge(self, l: int, i: int, j: int, x: Tensor, **kwargs):
-        """One edge's function against its data, as a matplotlib Figure."""
-        from .plotting import plot_edge
-
-        return plot_edge(self, l, i, j, x, **kwargs)
-
-    # ------------------------------------------------------------------ symbolic
-    def suggest_symbolic(self, l: int, i: int, j: int, x: Tensor | None = None, **kwargs) -> list[Suggestion]:
-        """Rank library functions for the edge from node ``i`` of layer ``l`` to node ``j`` of layer
-        ``l + 1``, each fit as ``c f(a u + b) + d`` to the edge's values on the inputs ``x``
-        ``(N, width[0])``; see :func:`kanlab.symbolic.suggest_symbolic` for the keyword arguments
-        (``library``, ``topk``, ``weight_simple``, ...). Needs sympy.
-
-        Returns:
-            Up to ``topk`` :class:`~kanlab.symbolic.Suggestion` ``(name, r2, score, params)``, best first.
-
-        Example:
-            >>> model.suggest_symbolic(0, 0, 0, x, library=["x", "x^2", "sin"])  # doctest: +SKIP
-        """
-        from .symbolic import suggest_symbolic
-
-        return suggest_symbolic(self, l, i, j, require_data(x, "suggest_symbolic"),
-                                **translate("suggest_symbolic", kwargs))
-
-    def fix_symbolic(self, l: int, i: int, j: int, name: str, x: Tensor | None = None, **kwargs) -> float | None:
-        """Replace edge ``(l, i, j)`` by ``c name(a u + b) + d``: the spline is switched off and the
-        closed form on. With ``x`` ``(N, width[0])`` the affine parameters are fit to the edge's
-        values there; without ``x``, ``params=(a, b, c, d)`` sets them (default ``(1, 0, 1, 0)``)
-        (:func:`kanlab.symbolic.fix_symbolic`). Undo with :meth:`unfix_symbolic`.
-
-        Returns:
-            The fit's r^2, or None without ``x``.
-
-        Example:
-            >>> r2 = model.fix_symbolic(0, 0, 0, "sin", x)  # doctest: +SKIP
-        """
-        from .symbolic import fix_symbolic
-
-        return fix_symbolic(self, l, i, j, name, x, **translate("fix_symbolic", kwargs))
-
-    def unfix_symbolic(self, l: int, i: int, j: int) -> None:
-        """Make edge ``(l, i, j)`` numeric again (its spline is switched back on)."""
-        from .symbolic import unfix_symbolic
-
-        return unfix_symbolic(self, l, i, j)
-
-    def auto_symbolic(self, x: Tensor | None = None, **kwargs) -> list[EdgeChoice]:
-        """Snap every numeric edge to its best library function, layer by layer, fit on the
-        activations the inputs ``x`` ``(N, width[0])`` produce; see
-        :func:`kanlab.symbolic.auto_symbolic` for ``library``, ``r2_threshold``, ``layers``, ...
-
-        Returns:
-            One :class:`~kanlab.symbolic.EdgeChoice` ``(l, i, j, name, r2, fixed)`` per edge considered.
-
-        Example:
-            >>> choices = model.auto_symbolic(x, library=["x", "x^2", "sin", "exp"])  # doctest: +SKIP
-        """
-        from .symbolic import auto_symbolic
-
-        return auto_symbolic(self, require_data(x, "auto_symbolic"), **translate("auto_symbolic", kwargs))
-
-    def symbolic_formula(self, var_names=None, **kwargs) -> list:
-        """One sympy expression per output, once every active edge is symbolic
-        (:func:`kanlab.symbolic.symbolic_formula`: ``simplify``, ``tolerance``, ...).
-
-        Args:
-            var_names: names or sympy symbols of the inputs (default: ``input_names`` or
-                ``x0, x1, ...``).
-
-        Raises:
-            ValueError: naming the edges that are still numeric.
-
-        Example:
-            >>> model.symbolic_formula()  # doctest: +SKIP
-            [sin(3.14159*x0) + x1**2]
-        """
-        from .symbolic import symbolic_formula
-
-        named = {} if var_names is None else {"var_names": var_names}
-        return symbolic_formula(self, **translate("symbolic_formula", dict(kwargs, **named)))
-
-    # ------------------------------------------------------------------ files
-    def save(self, path, metadata: dict | None = None) -> None:
-        """Write one ``.kan`` file atomically; see :func:`kanlab.io.save`."""
-        from .io import save
-
-        save(self, path, metadata)
+def snapshot(module: nn.Module) -> dict[str, Tensor]:
+    """Detached clones of every parameter and buffer of ``module`` (its ``state_dict``), to
+    restore later with ``module.load_state_dict``."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 @contextlib.contextmanager
 def all_or_nothing(module: nn.Module):
     """Run an in-place change of ``module`` so that it either completes or, on any exception
     (KeyboardInterrupt included), leaves every parameter and buffer bitwise as it was."""
-    saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    saved = snapshot(module)
     flags = [(m, m._uniform) for m in module.modules() if isinstance(m, KANLayer)]
     try:
         yield

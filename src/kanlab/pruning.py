@@ -286,8 +286,8 @@ def _drop_dead_nodes(model: KAN, x: Tensor):
 
 @torch.no_grad()
 def prune_inputs(model: KAN, x: Tensor, threshold: float = 1e-2) -> KAN:
-    """A new KAN without the inputs whose score (see :func:`feature_scores`) is at most
-    ``threshold``; the surviving inputs keep their names (``config.input_names``, or
+    """A new KAN without the inputs whose score (see :func:`feature_scores`) on the samples ``x``
+    ``(N, width[0])`` is at most ``threshold``; the surviving inputs keep their names (``config.input_names``, or
     ``x0, x1, ...`` when the model had none)."""
     threshold = _check_threshold("threshold", threshold)
     x = _check_data(model, x)

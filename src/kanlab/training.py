@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import torch
@@ -13,11 +12,13 @@ from .checkpoint import Checkpointer
 from .datasets.core import Dataset, as_dataset, is_array_tuple
 from .distributed import data_parallel
 from .fit_checks import check_batch, check_fit_args, check_loss_value, grid_samples
+from .history import History
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
+from .network import snapshot
 from .optim import LBFGS
 from .regularization import regularization
 from .validation import check_finite, check_input
-from .warm_start import LinearReadout, probe_steps
+from .warm_start import LinearReadout, choose_start, probe_steps
 
 if TYPE_CHECKING:
     from .network import KAN
@@ -29,41 +30,6 @@ OPTIMIZERS = ("lbfgs", "adam", "adamw")
 
 class TrainingDiverged(FloatingPointError):
     """The loss or the parameters became NaN/inf; the model holds the last good parameters."""
-
-
-@dataclass
-class History:
-    """Per-step metrics. ``train_*`` is on the whole training set in full-batch training and on
-    the step's batch otherwise; ``test_*`` on the test set (every ``eval_every`` steps)."""
-
-    train_loss: list[float] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    train_rmse: list[float] = field(default_factory=list)
-    test_rmse: list[float] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)
-    test_accuracy: list[float] = field(default_factory=list)
-    reg: list[float] = field(default_factory=list)
-    grid_update_steps: list[int] = field(default_factory=list)
-    warm_start_steps: int = 0
-    start: str = ""
-    start_losses: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def __len__(self) -> int:
-        return len(self.train_loss)
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()}
-
-    def extend(self, other: History) -> History:
-        offset = len(self)
-        for k, v in self.__dict__.items():
-            if k == "grid_update_steps":
-                v.extend(s + offset for s in other.grid_update_steps)
-            elif isinstance(v, list):
-                v.extend(getattr(other, k))
-        self.seconds += other.seconds
-        return self
 
 
 def fit(model: KAN, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
@@ -212,50 +178,6 @@ class _Run:
         return opt
 
 
-def choose_start(run: _Run, probe: int, both: bool) -> tuple[int, object, History]:
-    """Probe a fresh model's start for ``probe`` steps and keep the better one.
-
-    The warm start (linear read-out for ``probe // 2`` steps, then every edge free) avoids the
-    folded local minima of tiny KANs; a target whose structure is a product (x*y: no additive
-    part for the read-out to learn) trains better from the plain start. With ``both``, fit
-    runs both from the same initial parameters and continues the one with the lower training
-    objective; otherwise only the warm start. Returns the steps done, the optimizer and the
-    History of the kept start. Any exception leaves the model as it was.
-    """
-    model = run.model
-    initial = _snapshot(model)
-    try:
-        starts = {}
-        if both:
-            history = History(start="cold")
-            opt = run.loop(0, probe, run.optimizer(), history)
-            starts["cold"] = (_snapshot(model), opt, history)
-            _restore(model, initial)
-        readout = LinearReadout(model)
-        try:
-            history = History(warm_start_steps=probe // 2, start="warm")
-            opt = run.loop(0, probe, run.optimizer(), history, readout=readout)
-        finally:
-            if readout.active:
-                readout.cancel()
-        starts["warm"] = (_snapshot(model), opt, history)
-    except BaseException:
-        _restore(model, initial)
-        raise
-    losses = {name: _objective(h, run.lamb) for name, (_, _, h) in starts.items()}
-    best = min(losses, key=lambda name: (losses[name], name != "warm"))
-    state, opt, history = starts[best]
-    _restore(model, state)
-    history.start_losses = losses
-    return probe, opt, history
-
-
-def _objective(history: History, lamb: float) -> float:
-    """The last training objective of a probe (fit loss plus penalty; inf if it ended non-finite)."""
-    value = history.train_loss[-1] + (lamb * history.reg[-1] if history.reg else 0.0)
-    return value if value == value else float("inf")
-
-
 def _grid_input(source, ddp, grid_x: Tensor | None) -> Tensor | None:
     """What grid updates see (the whole training input, or the batch; all ranks' under DDP);
     None when there is no training input and no batch so far had at least 2 rows."""
@@ -267,7 +189,7 @@ def _grid_input(source, ddp, grid_x: Tensor | None) -> Tensor | None:
 def _step(model: KAN, opt, params, x, y, loss_fn, lamb, reg_weights, ddp, step: int) -> dict:
     """One optimizer step; returns the step's fit loss and penalty. A failed step (exception,
     KeyboardInterrupt, non-finite loss or parameters) leaves the parameters it started from."""
-    snapshot = _snapshot(model)
+    state = snapshot(model)
     last = {}
 
     def closure():
@@ -288,10 +210,10 @@ def _step(model: KAN, opt, params, x, y, loss_fn, lamb, reg_weights, ddp, step: 
     try:
         opt.step(closure)
     except BaseException:  # KeyboardInterrupt (also in the line search) or an error: last completed step
-        _restore(model, snapshot)
+        model.load_state_dict(state)
         raise
     if not (torch.isfinite(last["loss"]) and all(bool(torch.isfinite(p).all()) for p in params)):
-        _restore(model, snapshot)
+        model.load_state_dict(state)
         raise TrainingDiverged(f"training diverged at step {step}: the loss became "
                                f"{float(last['loss'])}; the parameters of step {step - 1} were kept. "
                                "Try a smaller lr, float64, or normalised inputs.")
@@ -401,14 +323,6 @@ class _BatchSource:
     def grid_input(self, batch_x: Tensor | None) -> Tensor | None:
         """What grid updates see: the whole training input when there is one, else the batch."""
         return self.train[0] if self.train is not None else batch_x
-
-
-def _snapshot(model: KAN) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _restore(model: KAN, snapshot: dict[str, Tensor]) -> None:
-    model.load_state_dict(snapshot)
 
 
 def _record(history: History, model, kind, loss_fn, source: _BatchSource, last, step: int,

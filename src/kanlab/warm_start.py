@@ -16,15 +16,26 @@ additive model of the target). The linear edges are then written into the spline
 (``w * h`` is a spline of any order on the hidden grid, which is first placed on the
 hidden activations) and training continues with every edge free. The same problems then
 land in the good basin from every seed 0-9.
+
+A product target (x*y) has no additive part for a linear read-out to learn and trains better
+from the plain start, so :func:`choose_start` probes both starts from the same initial
+parameters (for :func:`probe_steps` steps) and keeps the one with the lower training objective.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import Tensor
 
 from . import splines
+from .history import History
+from .network import snapshot
 
-__all__ = ["LinearReadout", "probe_steps", "PROBE_STEPS"]
+if TYPE_CHECKING:
+    from .network import KAN
+
+__all__ = ["LinearReadout", "choose_start", "probe_steps", "PROBE_STEPS"]
 
 # Steps each start is tried for before fit keeps the better one (at most half of a fit's steps).
 PROBE_STEPS = 20
@@ -57,7 +68,9 @@ class LinearReadout:
     activations lie.
     """
 
-    def __init__(self, model):
+    def __init__(self, model: KAN):
+        """Make the last layer of ``model`` linear: identity base, splines zeroed and frozen (the
+        values they had are kept for :meth:`cancel`)."""
         self.layer = model.layers[-1]
         self.model = model
         layer = self.layer
@@ -107,3 +120,63 @@ class LinearReadout:
         layer.scale_spline.fill_(1.0)
         layer.scale_base.zero_()
         self._restore()
+
+
+class ProbeRun(Protocol):
+    """What :func:`choose_start` needs of a fit in progress (``kanlab.training``'s run)."""
+
+    model: KAN
+    lamb: float
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        """A fresh optimizer over the model's trainable parameters."""
+        ...
+
+    def loop(self, first: int, last: int, opt: torch.optim.Optimizer, history: History, *,
+             readout: LinearReadout | None = None) -> torch.optim.Optimizer:
+        """Steps ``first .. last - 1`` recorded in ``history``; returns the optimizer."""
+        ...
+
+
+def choose_start(run: ProbeRun, probe: int, both: bool) -> tuple[int, object, History]:
+    """Probe a fresh model's start for ``probe`` steps and keep the better one.
+
+    The warm start (linear read-out for ``probe // 2`` steps, then every edge free) avoids the
+    folded local minima of tiny KANs; a target whose structure is a product (x*y: no additive
+    part for the read-out to learn) trains better from the plain start. With ``both``, fit
+    runs both from the same initial parameters and continues the one with the lower training
+    objective; otherwise only the warm start. Returns the steps done, the optimizer and the
+    History of the kept start. Any exception leaves the model as it was.
+    """
+    model = run.model
+    initial = snapshot(model)
+    try:
+        starts = {}
+        if both:
+            history = History(start="cold")
+            opt = run.loop(0, probe, run.optimizer(), history)
+            starts["cold"] = (snapshot(model), opt, history)
+            model.load_state_dict(initial)
+        readout = LinearReadout(model)
+        try:
+            history = History(warm_start_steps=probe // 2, start="warm")
+            opt = run.loop(0, probe, run.optimizer(), history, readout=readout)
+        finally:
+            if readout.active:
+                readout.cancel()
+        starts["warm"] = (snapshot(model), opt, history)
+    except BaseException:
+        model.load_state_dict(initial)
+        raise
+    losses = {name: _objective(h, run.lamb) for name, (_, _, h) in starts.items()}
+    best = min(losses, key=lambda name: (losses[name], name != "warm"))
+    state, opt, history = starts[best]
+    model.load_state_dict(state)
+    history.start_losses = losses
+    return probe, opt, history
+
+
+def _objective(history: History, lamb: float) -> float:
+    """The last training objective of a probe (fit loss plus penalty; inf if it ended non-finite)."""
+    value = history.train_loss[-1] + (lamb * history.reg[-1] if history.reg else 0.0)
+    return value if value == value else float("inf")

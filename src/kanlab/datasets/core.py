@@ -31,12 +31,15 @@ class Dataset:
         return getattr(self, key)
 
     def keys(self):
+        """The four names, as pykan's dict has them (``"train_input"``, ..., ``"test_label"``)."""
         return _KEYS
 
     def to_dict(self) -> dict[str, Tensor]:
+        """A pykan-style dict of the four tensors (not copied)."""
         return {k: getattr(self, k) for k in _KEYS}
 
     def to(self, *args, **kwargs) -> Dataset:
+        """A Dataset with every tensor moved / cast by ``Tensor.to(*args, **kwargs)``."""
         return Dataset(*(getattr(self, k).to(*args, **kwargs) for k in _KEYS))
 
 

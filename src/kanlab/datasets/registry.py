@@ -32,6 +32,7 @@ class PaperFunction:
 
     @property
     def n_var(self) -> int:
+        """Number of input variables (one range per variable)."""
         return len(self.ranges)
 
     def __call__(self, x: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ class KANEstimator(BaseEstimator):
                  batch_size="auto", alpha="auto", lamb=0.0, early_stopping="auto", validation_fraction=0.2,
                  n_iter_no_change=10, update_grid="auto", standardize=True, symbolic=False, dtype="float32",
                  random_state=None, progress=False, base_activation="identity"):
+        """Store the arguments as given (scikit-learn's contract: they are checked in ``fit``)."""
         self.hidden = hidden
         self.grid_size = grid_size
         self.spline_order = spline_order

@@ -44,6 +44,8 @@ class KANRegressor(RegressorMixin, KANEstimator):
         dtype: ``"float32"`` (default) or ``"float64"``.
         random_state: seeds the initialisation, the validation split and the mini-batch order.
         progress: show progress bars.
+        base_activation: b(x) of every edge (``"identity"``: ``phi(x) = w_b x + spline(x)``, so the
+            KAN contains the linear models; any name of :data:`kanlab.activations.BASE_ACTIVATIONS`).
 
     Attributes:
         model_ (:class:`kanlab.KAN`), history_ (one History per grid size tried), n_iter_
@@ -72,7 +74,7 @@ class KANRegressor(RegressorMixin, KANEstimator):
         return self
 
     def predict(self, X):
-        """Predictions ``(N,)`` (or ``(N, n_outputs)`` when fitted on 2-D targets)."""
+        """Predictions on ``X`` ``(N, d)``: ``(N,)`` (or ``(N, n_outputs)`` when fitted on 2-D targets)."""
         out = self._raw_predict(X) * self.y_scale_ + self.y_mean_
         return out.ravel() if self._y_1d else out
 
@@ -103,6 +105,7 @@ class KANClassifier(ClassifierMixin, KANEstimator):
                  batch_size="auto", alpha="auto", lamb=0.0, early_stopping="auto", validation_fraction=0.2,
                  n_iter_no_change=10, update_grid="auto", standardize=True, symbolic=False, dtype="float32",
                  random_state=None, progress=False, base_activation="identity", label_smoothing=0.1):
+        """Store the arguments as given (scikit-learn's contract: they are checked in ``fit``)."""
         super().__init__(hidden=hidden, grid_size=grid_size, spline_order=spline_order, steps=steps,
                          optimizer=optimizer, lr=lr, batch_size=batch_size, alpha=alpha, lamb=lamb,
                          early_stopping=early_stopping, validation_fraction=validation_fraction,
@@ -127,22 +130,23 @@ class KANClassifier(ClassifierMixin, KANEstimator):
         return self
 
     def decision_function(self, X):
-        """Class logits ``(N, n_classes)`` (``(N,)`` for two classes: logit 1 - logit 0)."""
+        """Class logits on ``X`` ``(N, d)``: ``(N, n_classes)`` (``(N,)`` for two classes: logit 1 - logit 0)."""
         check_is_fitted(self, "model_")
         logits = self._raw_predict(X)
         return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
 
     def predict_proba(self, X):
-        """Class probabilities ``(N, n_classes)`` (softmax of the logits)."""
+        """Class probabilities on ``X`` ``(N, d)``: ``(N, n_classes)`` (softmax of the logits)."""
         logits = self._raw_predict(X)
         z = np.exp(logits - logits.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba` on ``X`` ``(N, d)``: ``(N, n_classes)``."""
         return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        """Class labels ``(N,)``."""
+        """Class labels ``(N,)`` predicted for ``X`` ``(N, d)``."""
         logits = self._raw_predict(X)
         return self.classes_[np.argmax(logits, axis=1)]
 
