@@ -30,6 +30,7 @@ class _Context:
     seed: int
     floor: float  # relative error of the surrogate: what model-made targets are worth
     steps: int
+    start_cost: float = 0.0  # seconds one KAN workflow start takes, about (from the surrogate's training)
     notes: list = field(default_factory=list)
 
     def time_left(self) -> float:
@@ -140,7 +141,8 @@ def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
         if p.n_vars == 1:
             out = [(e, r, "library fit", c) for e, r, c in one_variable_candidates(p.points[:, 0], p.y)]
         elif not feats or feats[0][1] > 2 * ctx.floor + 1e-9:
-            out = kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps, required=not feats)
+            out = kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps, required=not feats,
+                                 start_cost=ctx.start_cost)
         return feats + out
     if node.kind == "substitute":
         child = node.children[0]
@@ -161,7 +163,8 @@ def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
     if (not out or out[0][1] > accept) and ctx.time_left() > 0:
         ctx.notes.append(f"structure at '{node.label()}' gave relative error "
                          f"{out[0][1] if out else math.inf:.2e}; tried the KAN workflow on the whole node")
-        out += kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps, required=not out)
+        out += kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps, required=not out,
+                              start_cost=ctx.start_cost)
     return out
 
 
@@ -209,8 +212,10 @@ def discover(X, y, names: Sequence[str] | None = None, *, test_size: float = 0.2
     if not (isinstance(time_budget, (int, float)) and time_budget > 0):
         raise ValueError(f"time_budget must be a number of seconds > 0, got {time_budget!r}")
     Xtr, ytr, Xte, yte = _split(X, y, test_size, seed)
+    trained_at = time.perf_counter()
     surrogate, floor = train_surrogate(Xtr, ytr, Xte, yte, seed, steps)
-    ctx = _Context(start + float(time_budget), seed, floor, steps)
+    # a KAN workflow start (three fits and a refine, then snapping) takes about 1.5 surrogates
+    ctx = _Context(start + float(time_budget), seed, floor, steps, 1.5 * (time.perf_counter() - trained_at))
     ctx.notes.append(f"surrogate {surrogate.width}: relative test error {floor:.2e}")
     root = root_problem(surrogate, Xtr, names, y=ytr)
     options = dict(threshold=float(threshold), importance=1e-3, transforms=tuple(transforms),
@@ -225,7 +230,7 @@ def discover(X, y, names: Sequence[str] | None = None, *, test_size: float = 0.2
         found = solve(tree, ctx, accept) + direct
     if tree.kind != "leaf" and min((c[1] for c in found), default=math.inf) > accept and ctx.time_left() > 0:
         found += kan_candidates(_problem(tree).points, _problem(tree).y, ctx.seed, ctx.deadline, ctx.steps,
-                                required=not found)
+                                required=not found, start_cost=ctx.start_cost)
     if not found:
         raise ValueError("discover found no finite formula within the time budget; raise time_budget")
     variables = [__import__("sympy").Symbol(n) for n in names]
