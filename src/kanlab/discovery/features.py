@@ -74,46 +74,54 @@ def feature_library(points: Tensor) -> list[tuple[Tensor, Any]]:
 
 
 def _omp(columns: Tensor, target: Tensor, max_terms: int, always: int = 0, beam: int = 16,
-         memory: int = 10_000_000, rescore: Callable[[list[int]], float] | None = None) -> list[list[int]]:
+         memory: int = 10_000_000, rescore: Callable[[list[int]], float] | None = None,
+         pair_limit: int = 1500) -> list[list[int]]:
     """Forward selection (order-recursive matching pursuit) with a beam: each step extends each
     kept active set by the columns that lower its least-squares residual most (measured on the
     part of each column orthogonal to the set), and keeps the ``beam`` best sets (fewer where
-    ``beam * N * F`` would pass ``memory`` numbers). Returns the best active set after each step
+    ``beam * N * F`` would pass ``memory`` numbers). The second step also considers every pair
+    of columns (where ``F <= pair_limit``): two terms that cancel each other in part, like
+    ``a/b - a``, are each a poor first pick. Returns the best active set after each step
     (``always`` leading columns are in from the start; ``rescore`` replaces the residual by
-    another error, inf to reject an active set).
-    ``columns`` ``(N, F)`` normalised."""
+    another error, inf to reject an active set). ``columns`` ``(N, F)`` normalised."""
     n, f = columns.shape
     beam = max(1, min(beam, memory // max(1, n * f)))
     ortho, resid = columns.clone(), target.clone()
     for k in range(always):
         ortho, resid = _project_out(ortho, resid, k)
-    states = [(list(range(always)), ortho, resid)]
+    root = (list(range(always)), ortho, resid)
+    states = [root]
     paths: list[list[int]] = []
     tiny = 1e-12 * float(target.norm())
-    for _ in range(max_terms):
+    for step in range(max_terms):
         if float(states[0][2].norm()) <= tiny:
             break
-        options = []
-        for s, (active, ortho, resid) in enumerate(states):
+        options: list = []
+        for active, ortho, resid in states:
             size = ortho.norm(dim=0)
             score = (ortho.T @ resid).abs() / size.clamp(min=1e-300)
             score[size <= 1e-8] = -1
             score[active] = -1
             top = torch.topk(score, min(beam if rescore is None else 4 * beam, f))
             gone = float(resid @ resid)
-            options += [(gone - float(v) ** 2, s, int(k)) for v, k in zip(top.values, top.indices) if float(v) > 0]
+            options += [(gone - float(v) ** 2, (active, ortho, resid), int(k))
+                        for v, k in zip(top.values, top.indices) if float(v) > 0]
+        if step == 1 and f <= pair_limit:
+            options += _pair_options(root, 4 * beam if rescore is None else 64 * beam)
         options.sort(key=lambda o: o[0])
         if rescore is not None:
-            options = [(rescore(states[s][0] + [k]), s, k) for _, s, k in options[:16 * beam]]
+            options = [(rescore(parent[0] + [k]), parent, k) for _, parent, k in options[:16 * beam]]
             options = sorted((o for o in options if math.isfinite(o[0])), key=lambda o: o[0])
         seen, new = set(), []
-        for _, s, k in options:
-            key = frozenset(states[s][0] + [k])
+        for _, parent, k in options:
+            key = frozenset(parent[0] + [k])
             if key in seen:
                 continue
             seen.add(key)
-            ortho, resid = _project_out(states[s][1], states[s][2], k)
-            new.append((states[s][0] + [k], ortho, resid))
+            if callable(parent):
+                parent = parent()
+            ortho, resid = _project_out(parent[1], parent[2], k)
+            new.append((parent[0] + [k], ortho, resid))
             if len(new) == beam:
                 break
         if not new:
@@ -121,6 +129,53 @@ def _omp(columns: Tensor, target: Tensor, max_terms: int, always: int = 0, beam:
         states = new
         paths.append(list(states[0][0]))
     return paths
+
+
+def _pair_options(root, count: int) -> list:
+    """The ``count`` best pairs of columns added to the ``root`` state, as options
+    ``(residual, parent, k)`` whose parent (root plus the pair's first column) is built lazily.
+    From the Gram matrix: a pair's gain is ``b_k^2/g_kk + (b_j - g_kj b_k/g_kk)^2 / (g_jj - g_kj^2/g_kk)``."""
+    active, ortho, resid = root
+    g = ortho.T @ ortho
+    b = ortho.T @ resid
+    d = g.diagonal().clone()
+    ok = d > 1e-12
+    d = torch.where(ok, d, torch.ones_like(d))
+    den = d[None, :] - g * g / d[:, None]
+    gain = (b * b / d)[:, None] + (b[None, :] - g * (b / d)[:, None]) ** 2 / den.clamp(min=1e-300)
+    bad = (den <= 1e-8 * d[None, :]) | ~ok[:, None] | ~ok[None, :]
+    gain = torch.where(bad, torch.full_like(gain, -1.0), gain)
+    gain.fill_diagonal_(-1.0)
+    if active:
+        gain[active, :] = -1.0
+        gain[:, active] = -1.0
+    top = torch.topk(gain.flatten(), min(count, gain.numel()))
+    gone = float(resid @ resid)
+    out = []
+    f = g.shape[0]
+    for v, idx in zip(top.values.tolist(), top.indices.tolist()):
+        if v <= 0:
+            break
+        k, j = divmod(int(idx), f)
+
+        def parent(k=k):
+            return (active + [k], *_project_out(ortho, resid, k))
+
+        out.append((gone - v, _Lazy(active + [k], parent), j))
+    return out
+
+
+class _Lazy:
+    """A beam state built on first use; ``[0]`` (its active set) is known beforehand."""
+
+    def __init__(self, active: list[int], build: Callable):
+        self.active, self.build = active, build
+
+    def __getitem__(self, i: int):
+        return self.active if i == 0 else self.build()[i]
+
+    def __call__(self):
+        return self.build()
 
 
 def _project_out(ortho: Tensor, resid: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -158,19 +213,31 @@ def _expression(exprs: list, active: list[int], coef: Tensor, n_num: int, target
     return p / (1 + sp.Add(*[sp.Float(c) * exprs[k - n_num + 1] for k, c in den]))
 
 
-def _transforms(y: Tensor) -> list[tuple[str, Tensor, Callable]]:
+def _transforms(y: Tensor, noise: float) -> list[tuple[str, Tensor, Tensor, Tensor, Callable]]:
+    """``(name, rows, T(y) on them, weights, inverse)`` for each output transform that applies.
+
+    ``T`` other than the identity needs one sign: on noisy data (``noise``: the noise's standard
+    deviation) the rows within 3 noise deviations of 0 are left out (there the sign is noise), if
+    that keeps at least half of them. Weights ``1 / |T'(y)|`` make the fit in ``T``-space
+    approximate least squares in ``y`` (log y and 1/y blow up the noise of small ``y``).
+    """
     import sympy as sp
 
-    sign = 1.0 if bool((y > 0).all()) else -1.0
-    out: list[tuple[str, Tensor, Callable]] = [("id", y, lambda g: g)]
-    if bool((y > 0).all() or (y < 0).all()):
-        out.append(("square", y * y, lambda g: sign * sp.sqrt(g)))
-    if _away_from_zero(y):
-        out += [("inv", 1 / y, lambda g: 1 / g), ("log", (y * sign).log(), lambda g: sign * sp.exp(g))]
+    everywhere = torch.ones_like(y, dtype=torch.bool)
+    out: list[tuple[str, Tensor, Tensor, Tensor, Callable]] = [("id", everywhere, y, torch.ones_like(y), lambda g: g)]
+    sign = 1.0 if float(y.median()) > 0 else -1.0
+    rows = sign * y > 3 * noise
+    if int(rows.sum()) < max(y.shape[0] // 2, 20) or bool((sign * y < -3 * noise).any()):
+        return out
+    v = y[rows]
+    out.append(("square", rows, v * v, 1 / (2 * v.abs()), lambda g: sign * sp.sqrt(g)))
+    if _away_from_zero(v):
+        out += [("inv", rows, 1 / v, v * v, lambda g: 1 / g),
+                ("log", rows, (v * sign).log(), v.abs(), lambda g: sign * sp.exp(g))]
     return out
 
 
-def feature_candidates(points: Tensor, y: Tensor, deadline: float, max_terms: int = 8,
+def feature_candidates(points: Tensor, y: Tensor, deadline: float, noise: float = 0.0, max_terms: int = 8,
                        max_rational: int = 5, top: int = 4) -> list:
     """Formulas ``T^-1(sum c phi)`` and ``T^-1(P / (1 + Q))`` fit to ``(points, y)`` by sparse
     regression on :func:`feature_library`.
@@ -178,30 +245,33 @@ def feature_candidates(points: Tensor, y: Tensor, deadline: float, max_terms: in
     Shape: ``points`` ``(N, d)``, ``y`` ``(N,)``. For each transform and form, the number of
     terms is the smallest whose held-out error (every fifth row) is within 10% of that path's
     best; the ``top`` most accurate of those, and of the one-term-shorter neighbours, return.
+    ``noise``: the standard deviation of the noise in ``y`` (transforms skip rows near 0).
 
     Returns:
         ``[(expr in the placeholders, relative error on all rows, description)]``.
     """
     feats = feature_library(points)
-    values = torch.stack([v for v, _ in feats], dim=1)
+    values_all = torch.stack([v for v, _ in feats], dim=1)
     exprs = [e for _, e in feats]
-    n = points.shape[0]
-    held = torch.arange(n) % 5 == 0
+    held_all = torch.arange(points.shape[0]) % 5 == 0
     out: list = []
-    for name, target, inverse in _transforms(y):
+    for name, rows, target, weight, inverse in _transforms(y, noise):
+        values, held = values_all[rows], held_all[rows]
         for rational in (False, True):
             if time.perf_counter() > deadline and out:
                 break
             raw = torch.cat([values, -target[:, None] * values[:, 1:]], dim=1) if rational else values
-            cols, norms = _prepared(raw)
-            rescore = _rational_error(cols[~held], target[~held], norms, values[~held]) if rational else None
-            paths = _omp(cols[~held], target[~held], max_rational if rational else max_terms, always=1,
+            cols, norms = _prepared(raw * weight[:, None])
+            wtarget = target * weight
+            rescore = _rational_error(cols[~held], wtarget[~held], norms, values[~held], weight[~held]) \
+                if rational else None
+            paths = _omp(cols[~held], wtarget[~held], max_rational if rational else max_terms, always=1,
                          rescore=rescore)
-            picked = _pick(paths, cols, target, held)
-            for active in picked:
-                coef = _fit_terms(cols, target, active) / norms[active]
+            for active in _pick(paths, cols, wtarget, held):
+                coef = _fit_terms(cols, wtarget, active) / norms[active]
                 try:
-                    inner = _expression(exprs, active, coef, values.shape[1], float(target.norm()), raw)
+                    inner = _expression(exprs, active, coef, values.shape[1], float(wtarget.norm()),
+                                        raw * weight[:, None])
                     expr = inverse(inner)
                 except (ValueError, TypeError, ZeroDivisionError):
                     continue
@@ -225,7 +295,8 @@ def _ranked(found: list, top: int) -> list:
     return (good + rest)[:top]
 
 
-def _rational_error(cols: Tensor, target: Tensor, norms: Tensor, values: Tensor) -> Callable[[list[int]], float]:
+def _rational_error(cols: Tensor, target: Tensor, norms: Tensor, values: Tensor,
+                    weight: Tensor) -> Callable[[list[int]], float]:
     """For the linearised rational fit ``T = P - T Q'``: the squared error of ``P / (1 + Q')``
     itself (inf where the denominator nearly vanishes or changes sign). The linear residual
     ``(1 + Q')(P / (1 + Q') - T)`` is small wherever ``1 + Q'`` is, so it cannot rank sets."""
@@ -240,7 +311,7 @@ def _rational_error(cols: Tensor, target: Tensor, norms: Tensor, values: Tensor)
         q = 1 + values[:, [active[i] - n_num + 1 for i in den]] @ raw[den] if den else torch.ones_like(p)
         if not bool((q > 0).all() or (q < 0).all()) or float(q.abs().min()) <= 1e-3 * float(q.abs().max()):
             return math.inf
-        err = float(((p / q - target) ** 2).sum())
+        err = float(((p / q * weight - target) ** 2).sum())
         return err if math.isfinite(err) else math.inf
 
     return error

@@ -137,7 +137,7 @@ def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
     p = _problem(node)
     out: list = []
     if node.kind == "leaf":
-        feats = feature_candidates(p.points, p.y, ctx.deadline)
+        feats = feature_candidates(p.points, p.y, ctx.deadline, noise=ctx.floor * float(p.y.std()))
         if p.n_vars == 1:
             out = [(e, r, "library fit", c) for e, r, c in one_variable_candidates(p.points[:, 0], p.y)]
         elif not feats or feats[0][1] > 2 * ctx.floor + 1e-9:
@@ -158,7 +158,7 @@ def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
         for parts in itertools.islice(itertools.product(*options), 8):
             expr = _assemble(node, list(parts))
             out.append((expr, relative_error(expr, p.points, p.y), f"structure: {node.label()}"))
-    out += feature_candidates(p.points, p.y, ctx.deadline)
+    out += feature_candidates(p.points, p.y, ctx.deadline, noise=ctx.floor * float(p.y.std()))
     out.sort(key=lambda c: c[1])
     if (not out or out[0][1] > accept) and ctx.time_left() > 0:
         ctx.notes.append(f"structure at '{node.label()}' gave relative error "
@@ -222,7 +222,8 @@ def discover(X, y, names: Sequence[str] | None = None, *, test_size: float = 0.2
                    symmetries=tuple(symmetries), method="values", seed=int(seed))
     tree = grow(root, options, 10)
     accept = max(10 * floor, 1e-6)
-    direct = feature_candidates(_problem(tree).points, _problem(tree).y, ctx.deadline)
+    direct = feature_candidates(_problem(tree).points, _problem(tree).y, ctx.deadline,
+                                noise=floor * float(ytr.std()))
     if direct and direct[0][1] <= 1e-10 and _cost(direct[0]) <= 30:  # a short exact formula: done
         ctx.notes.append(f"sparse feature regression fits the data to {direct[0][1]:.1e}; structure parts skipped")
         found = direct
