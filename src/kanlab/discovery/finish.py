@@ -69,7 +69,7 @@ def finish(expr, variables, real, Xtr, ytr):
     return expr
 
 
-def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats: int = 12):
+def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats: int = 6):
     """Each remaining float (smallest first) set to 0, else to its nearest simple number within
     1e-4 ... 2e-2 (:func:`nice_number`), the others refit; kept where the training RMSE stays within 1% of
     the unrounded fit's (``rmse``: noise makes a rounded constant cost a little; a wrong one

@@ -214,8 +214,8 @@ def discover(X, y, names: Sequence[str] | None = None, *, test_size: float = 0.2
     Xtr, ytr, Xte, yte = _split(X, y, test_size, seed)
     trained_at = time.perf_counter()
     surrogate, floor = train_surrogate(Xtr, ytr, Xte, yte, seed, steps)
-    # a KAN workflow start (three fits and a refine, then snapping) takes about 1.5 surrogates
-    ctx = _Context(start + float(time_budget), seed, floor, steps, 1.5 * (time.perf_counter() - trained_at))
+    # a KAN workflow start (three fits and a refine, then two snaps with fits) takes about 2.5 surrogates
+    ctx = _Context(start + float(time_budget), seed, floor, steps, 2.5 * (time.perf_counter() - trained_at))
     ctx.notes.append(f"surrogate {surrogate.width}: relative test error {floor:.2e}")
     root = root_problem(surrogate, Xtr, names, y=ytr)
     options = dict(threshold=float(threshold), importance=1e-3, transforms=tuple(transforms),
