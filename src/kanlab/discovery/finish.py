@@ -78,14 +78,17 @@ def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats:
 
     from ..symbolic.formula import nice_number
 
-    floats = sorted(expr.atoms(sympy.Float), key=lambda f: abs(float(f)))
-    if not floats or len(floats) > max_floats:
+    n_floats = len(expr.atoms(sympy.Float))
+    if not n_floats or n_floats > max_floats:
         return expr, rmse
     limit = 1.01 * rmse + tiny
-    current = rmse
-    for f in floats:
-        if f not in expr.atoms(sympy.Float):
-            continue
+    current, kept = rmse, 0  # kept: floats tried and left (every refit moves all the others)
+    for _ in range(n_floats):
+        floats = sorted(expr.atoms(sympy.Float), key=lambda f: abs(float(f)))
+        if kept >= len(floats):
+            break
+        f = floats[kept]
+        kept += 1
         options = [sympy.Integer(0)]  # then the simplest number within 1e-4, 1e-3, 1e-2, 2e-2
         for tol in (1e-4, 1e-3, 1e-2, 2e-2):
             nice = nice_number(float(f), tolerance=tol)
@@ -98,6 +101,7 @@ def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats:
                 continue
             if r <= limit:
                 expr, current = trial, r
+                kept -= 1
                 break
     return expr, current
 
