@@ -7,7 +7,7 @@ import torch
 import kanlab
 from kanlab import KAN
 from kanlab.datasets import from_function
-from kanlab.warm_start import LinearReadout
+from kanlab.warm_start import LinearReadout, redraw_initialisation
 
 
 def paper_data(n=400):
@@ -59,8 +59,8 @@ def test_the_plain_start_kept_is_the_plain_run():
     h_auto = auto.fit(data, steps=12, progress=False)
     plain = KAN([2, 3, 1], grid_size=3, seed=0, dtype=torch.float64)
     h_plain = plain.fit(data, steps=12, progress=False, warm_start=False)
-    assert h_auto.start == "cold" and set(h_auto.start_losses) == {"cold", "warm"}
-    assert h_auto.start_losses["cold"] < h_auto.start_losses["warm"]
+    assert h_auto.start == "cold" and set(h_auto.start_losses) == {"cold", "warm", "warm_redrawn"}
+    assert h_auto.start_losses["cold"] < min(h_auto.start_losses["warm"], h_auto.start_losses["warm_redrawn"])
     assert h_auto.train_loss == h_plain.train_loss and len(h_auto) == 12
     assert all(torch.equal(a, b) for a, b in zip(auto.state_dict().values(), plain.state_dict().values()))
 
@@ -87,6 +87,41 @@ def test_seeds_agree_on_the_first_grid():
     assert max(ends) < 3 * min(ends), ends
 
 
+def test_second_draw_rescues_a_warm_start_in_a_worse_basin():
+    """Seeds 7 and 14 on exp(sin(pi x) + y^2), [2,1,1]: the plain start folds (objective ~0.44)
+    and the warm start from the first draw lands in a worse basin (test RMSE 2.3e-2 and 7.7e-2
+    with two candidates); the warm start from the second draw reaches the good one (1.4e-2,
+    where the other 18 of seeds 0-19 end)."""
+    data = paper_data(1000)
+    for seed in (7, 14):
+        hist = KAN([2, 1, 1], grid_size=3, seed=seed, dtype=torch.float64).fit(data, steps=50, progress=False)
+        assert hist.start == "warm_redrawn", (seed, hist.start_losses)
+        assert hist.start_losses["cold"] > 0.1 and hist.test_rmse[-1] < 1.6e-2, (seed, hist.test_rmse[-1])
+
+
+def test_redraw_is_a_second_deterministic_draw_that_keeps_masks_and_grids():
+    model = KAN([3, 4, 2], grid_size=5, seed=3, dtype=torch.float64)
+    with torch.no_grad():
+        model.layers[0].mask[1, 2] = 0.0
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    redraw_initialisation(model)
+    again = KAN([3, 4, 2], grid_size=5, seed=3, dtype=torch.float64)
+    with torch.no_grad():
+        again.layers[0].mask[1, 2] = 0.0
+    redraw_initialisation(again)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, again.state_dict()[name]), name  # same seed, same redraw
+        if name.endswith(("coef", "scale_base")):
+            assert not torch.allclose(value, first[name]), name  # a new draw
+        else:  # grids, masks, spline scales
+            assert torch.equal(value, first[name]), name
+    for layer in model.layers:  # the same distribution as the first draw
+        bound = math.sqrt(6.0 / (layer.in_features + layer.out_features))
+        assert layer.scale_base.abs().max() <= bound
+        assert layer.spline(torch.linspace(-1, 1, 50, dtype=torch.float64)[:, None].expand(50, layer.in_features)
+                            ).abs().max() < layer.noise_scale
+
+
 def test_interrupted_probe_leaves_the_fresh_model(monkeypatch):
     data = paper_data(100)
     model = KAN([2, 2, 1], grid_size=3, seed=0, dtype=torch.float64)
@@ -108,15 +143,16 @@ def test_interrupted_probe_leaves_the_fresh_model(monkeypatch):
 @pytest.mark.slow
 def test_seed_sweep_on_the_paper_function():
     """The full sweep of benchmarks/seed_sweep.py on exp(sin(pi x) + y^2), [2,1,1], seeds 0-9:
-    every seed within 3x of the best up to G=10 (measured 1.1-1.8x; at G=20 and 50 seed 7,
-    from a slightly worse first-grid basin, falls 4x and 59x behind, see docs/training.md)."""
+    every seed within 3x of the best at every grid 3 -> 50 (measured 1.05, 1.02, 1.09, 1.20 and
+    2.89x; docs/training.md)."""
     import os
     import sys
 
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     from benchmarks.seed_sweep import chain
 
-    ends = [chain("exp(sin(pi x) + y^2)", seed, grids=(3, 5, 10)) for seed in range(10)]
-    for j, grid in enumerate((3, 5, 10)):
+    grids = (3, 5, 10, 20, 50)
+    ends = [chain("exp(sin(pi x) + y^2)", seed, grids=grids) for seed in range(10)]
+    for j, grid in enumerate(grids):
         col = [e[j] for e in ends]
         assert max(col) < 3 * min(col), (grid, col)

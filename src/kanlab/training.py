@@ -76,13 +76,14 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "lbfgs", lr: float 
         warm_start: ``"auto"`` (default), True or False. A fresh KAN's output layer bends to
             its random hidden features before they mean anything and can fold into a local
             minimum (:mod:`kanlab.warm_start`). With ``"auto"``, the first fit of a model that
-            has never been trained (:meth:`KAN.is_fresh`, full-batch data) tries two starts
-            for ``min(20, steps // 2)`` steps each, from the same initial parameters: the
-            warm start (the last layer held linear for the first half of the probe, so the
-            layers below learn features for a linear read-out first) and the plain start;
-            it continues the one with the lower training objective. The History says which
-            (``start``, ``start_losses``, ``warm_start_steps``); the total number of steps is
-            ``steps`` plus the discarded probe's. True: the warm start alone (any data);
+            has never been trained (:meth:`KAN.is_fresh`, full-batch data) tries three starts
+            for ``min(20, steps // 2)`` steps each: the plain start and the warm start (the
+            last layer held linear for the first half of the probe, so the layers below learn
+            features for a linear read-out first) from the same initial parameters, and the
+            warm start from a second draw of the initialisation; it continues the one with the
+            lower training objective. The History says which (``start`` = ``"cold"``,
+            ``"warm"`` or ``"warm_redrawn"``, ``start_losses``, ``warm_start_steps``); the total
+            number of steps is ``steps`` plus the two discarded probes'. True: the warm start alone (any data);
             False: the plain start. Callbacks and checkpoints see the steps after the probe.
 
     A grid update that falls on a batch with fewer than 2 samples (a DataLoader's short last
