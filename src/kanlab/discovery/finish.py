@@ -50,8 +50,9 @@ def _simplify(expr, real: dict | None = None):
 
 
 def finish(expr, variables, real, Xtr, ytr):
-    """Constants fit, then rounded to simple numbers (1e-6, then 1e-3 relative with the rest
-    refit) where the training error does not grow by more than 1%; sympy-simplified."""
+    """Constants fit, then rounded to simple numbers where the training error does not grow by
+    more than 1% (all at once at 1e-6, 1e-3, 1e-2 relative, then one by one: each to 0 or to
+    a simple number, the others refit); sympy-simplified."""
     expr, rmse = polish_formula(expr, variables, Xtr, ytr)
     tiny = 1e-13 * float(ytr.abs().max())
     for tol in (1e-6, 1e-3, 1e-2):
@@ -61,10 +62,48 @@ def finish(expr, variables, real, Xtr, ytr):
         rounded, r = polish_formula(rounded, variables, Xtr, ytr)
         if r <= 1.01 * rmse + tiny:
             expr, rmse = rounded, min(r, rmse) if r <= rmse else r
+    expr, rmse = _round_each(expr, variables, Xtr, ytr, rmse, tiny)
     simple = _simplify(expr, real)
     if simple != expr and _rmse(simple, variables, Xtr, ytr) <= 1.01 * rmse + tiny:
         expr = simple
     return expr
+
+
+def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats: int = 6):
+    """Each remaining float (smallest first) set to 0, else to its nearest simple number within
+    1e-4 ... 2e-2 (:func:`nice_number`), the others refit; kept where the training RMSE stays within 1% of
+    the unrounded fit's (``rmse``: noise makes a rounded constant cost a little; a wrong one
+    costs much more). Skipped for formulas with more than ``max_floats`` floats."""
+    import sympy
+
+    from ..symbolic.formula import nice_number
+
+    n_floats = len(expr.atoms(sympy.Float))
+    if not n_floats or n_floats > max_floats:
+        return expr, rmse
+    limit = 1.01 * rmse + tiny
+    current, kept = rmse, 0  # kept: floats tried and left (every refit moves all the others)
+    for _ in range(n_floats):
+        floats = sorted(expr.atoms(sympy.Float), key=lambda f: abs(float(f)))
+        if kept >= len(floats):
+            break
+        f = floats[kept]
+        kept += 1
+        options = [sympy.Integer(0)]  # then the simplest number within 1e-4, 1e-3, 1e-2, 2e-2
+        for tol in (1e-4, 1e-3, 1e-2, 2e-2):
+            nice = nice_number(float(f), tolerance=tol)
+            if nice is not None and nice not in options:
+                options.append(nice)
+        for value in options:
+            try:
+                trial, r = polish_formula(expr.xreplace({f: value}), variables, Xtr, ytr)
+            except (ValueError, TypeError, RuntimeError):
+                continue
+            if r <= limit:
+                expr, current = trial, r
+                kept -= 1
+                break
+    return expr, current
 
 
 def finish_candidates(found, variables, real, Xtr, ytr, Xte, yte) -> list[Candidate]:
@@ -87,15 +126,44 @@ def finish_candidates(found, variables, real, Xtr, ytr, Xte, yte) -> list[Candid
     return out
 
 
-def formula_model(chosen: Candidate, variables, real, Xtr, ytr, Xte, yte, surrogate):
-    """The chosen formula as a KAN: compiled, polished, read back. Returns ``(model, formula,
-    notes)``; where it cannot be compiled (or the read-back is worse), the surrogate and the
-    candidate's own formula."""
+def _computes(model, expr, variables, x: Tensor) -> bool:
+    """Whether ``model`` evaluates ``expr`` at ``x`` to 1e-8 relative."""
+    import torch
+
+    want = _predict(expr, variables, x)
+    if want is None:
+        return False
+    with torch.no_grad():
+        got = model(x)[:, 0].numpy()
+    scale = max(float(np.abs(want).max()), 1e-300)
+    return bool(np.all(np.abs(got - want) <= 1e-8 * np.maximum(np.abs(want), 1e-3 * scale)))
+
+
+def _predict(expr, variables, x: Tensor):
+    try:
+        with np.errstate(all="ignore"):
+            pred = np.asarray(to_numpy(expr, variables)(x.numpy()), dtype=float) * np.ones(x.shape[0])
+    except Exception:  # noqa: BLE001 - numpy cannot evaluate it
+        return None
+    return pred if np.isfinite(pred).all() else None
+
+
+def formula_model(chosen: Candidate, variables, real, Xtr, ytr, Xte, yte, surrogate, max_complexity: int = 40):
+    """The chosen formula as a KAN: compiled; where the KAN computes the formula to 1e-8 relative
+    the formula stays as it is (its constants were fit and rounded), otherwise the KAN is
+    polished and read back. Returns ``(model, formula, notes)``; where it cannot be compiled (or
+    the read-back is worse), the surrogate and the candidate's own formula."""
     from ..symbolic.compile import compile_formula
 
     notes = []
+    if chosen.complexity > max_complexity:
+        notes.append(f"the formula has {chosen.complexity} operations (> {max_complexity}): not compiled into a "
+                     "KAN; result.model is the numeric surrogate")
+        return surrogate, chosen.formula, notes
     try:
         model = compile_formula(chosen.formula, variables)
+        if _computes(model, chosen.formula, variables, Xtr):  # constants already fit: keep them exact
+            return model, chosen.formula, notes
         polish_symbolic(model, Xtr, ytr)
         formula = symbolic_formula(model, var_names=variables)[0]
     except (ValueError, TypeError, RuntimeError) as err:

@@ -136,20 +136,21 @@ _FAILED = (ValueError, RuntimeError, FloatingPointError)  # a failed start is ju
 
 def kan_candidates(points: Tensor, y: Tensor, seed: int, deadline: float, steps: int = 30,
                    shapes: Sequence | None = None, weights: Sequence[float] = (0.8, 0.2),
-                   required: bool = True) -> list:
+                   required: bool = True, start_cost: float = 0.0) -> list:
     """Formulas from the KAN workflow on ``(points, y)`` for each starting shape (default
     ``[d, 5, 1]`` and a MultKAN ``[d, [2, 2], 1]``), each trained once and snapped with each
     ``weight_simple``, while time lasts. With ``required`` the first start runs even past the
-    deadline, so there is always a candidate; otherwise nothing starts past it.
+    deadline, so there is always a candidate; otherwise no start begins later than ``start_cost``
+    seconds (about what one start takes) before the deadline.
 
     Returns ``[(expr in the placeholders, relative error, description)]``.
     """
     d = points.shape[1]
     shapes = [[d, 5, 1], [d, [2, 2], 1]] if shapes is None else shapes
     data = Dataset(points, y[:, None], points, y[:, None])
-    out = []
+    out: list = []
     for width in shapes:
-        if (out or not required) and time.perf_counter() > deadline:
+        if (out or not required) and time.perf_counter() + start_cost > deadline:
             return out
         try:
             trained = _trained(width, data, seed, steps)
@@ -159,7 +160,7 @@ def kan_candidates(points: Tensor, y: Tensor, seed: int, deadline: float, steps:
             if w != weights[0] and time.perf_counter() > deadline:
                 break
             try:
-                expr = _snapped(*trained, w, steps)
+                expr = _snapped(trained[0], trained[1], trained[2], trained[3], w, steps)
             except _FAILED:
                 continue
             err = relative_error(expr, points, y)

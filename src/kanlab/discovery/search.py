@@ -13,9 +13,10 @@ from torch import Tensor
 from ..datasets.core import Dataset
 from ..network import KAN
 from ..structure.hypotheses import SYMMETRIES, get_transform
-from ..structure.problem import placeholder
+from ..structure.problem import Problem, placeholder
 from ..structure.tree import DEFAULT_TRANSFORMS, StructureNode, grow, root_problem
 from ..validation import as_float_tensor, check_finite
+from .features import feature_candidates
 from .finish import complexity, finish_candidates, formula_model
 from .leaf import kan_candidates, one_variable_candidates, relative_error
 from .result import DiscoveryResult, choose
@@ -29,6 +30,7 @@ class _Context:
     seed: int
     floor: float  # relative error of the surrogate: what model-made targets are worth
     steps: int
+    start_cost: float = 0.0  # seconds one KAN workflow start takes, about (from the surrogate's training)
     notes: list = field(default_factory=list)
 
     def time_left(self) -> float:
@@ -105,14 +107,22 @@ def _best(cands: list, floor: float, k: int = 2) -> list:
     return sorted(good, key=lambda c: (_cost(c), c[1]))[:k]
 
 
+def _problem(node: StructureNode) -> Problem:
+    """The node's problem (every node :func:`grow` makes has one)."""
+    if node.problem is None:
+        raise ValueError("the structure node has no problem attached; build it with structure.tree.grow")
+    return node.problem
+
+
 def _assemble(node: StructureNode, parts: list):
     """The node's formula from its children's (already in the node's placeholders)."""
     import sympy
 
-    p = node.problem
+    p = _problem(node)
     t = get_transform(node.transform)
+    base = p.base_values() if node.base is None else node.base
     with torch.no_grad():
-        at_base = float((t.fn(p.at_base(node.base)) - node.shift).mean())
+        at_base = float((t.fn(p.at_base(base)) - node.shift).mean())
     k = len(parts)
     if node.kind == "sum":
         inner = sympy.Add(*parts) - (k - 1) * sympy.Float(at_base + node.shift)
@@ -124,33 +134,37 @@ def _assemble(node: StructureNode, parts: list):
 
 def solve(node: StructureNode, ctx: _Context, accept: float) -> list:
     """Candidate formulas ``[(expr in the node's placeholders, relative error, source)]``."""
-    p = node.problem
-    out = []
+    p = _problem(node)
+    out: list = []
     if node.kind == "leaf":
+        feats = feature_candidates(p.points, p.y, ctx.deadline, noise=ctx.floor * float(p.y.std()))
         if p.n_vars == 1:
             out = [(e, r, "library fit", c) for e, r, c in one_variable_candidates(p.points[:, 0], p.y)]
-        else:
-            out = kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps)
-        return out
+        elif not feats or feats[0][1] > 2 * ctx.floor + 1e-9:
+            out = kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps, required=not feats,
+                                 start_cost=ctx.start_cost)
+        return feats + out
     if node.kind == "substitute":
         child = node.children[0]
-        return [(_lifted(c[0], child.problem),) + tuple(c[1:]) for c in solve(child, ctx, accept)]
-    options = []
+        return [(_lifted(c[0], _problem(child)),) + tuple(c[1:]) for c in solve(child, ctx, accept)]
+    options: list[list] = []
     for child in node.children:
         cands = solve(child, ctx, accept)
         if not cands:
-            options = None
+            options = []
             break
-        options.append([_lifted(c[0], child.problem) for c in _best(cands, ctx.floor)])
-    if options is not None:
+        options.append([_lifted(c[0], _problem(child)) for c in _best(cands, ctx.floor)])
+    if options:
         for parts in itertools.islice(itertools.product(*options), 8):
             expr = _assemble(node, list(parts))
             out.append((expr, relative_error(expr, p.points, p.y), f"structure: {node.label()}"))
-        out.sort(key=lambda c: c[1])
+    out += feature_candidates(p.points, p.y, ctx.deadline, noise=ctx.floor * float(p.y.std()))
+    out.sort(key=lambda c: c[1])
     if (not out or out[0][1] > accept) and ctx.time_left() > 0:
         ctx.notes.append(f"structure at '{node.label()}' gave relative error "
                          f"{out[0][1] if out else math.inf:.2e}; tried the KAN workflow on the whole node")
-        out += kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps, required=not out)
+        out += kan_candidates(p.points, p.y, ctx.seed, ctx.deadline, ctx.steps, required=not out,
+                              start_cost=ctx.start_cost)
     return out
 
 
@@ -198,23 +212,31 @@ def discover(X, y, names: Sequence[str] | None = None, *, test_size: float = 0.2
     if not (isinstance(time_budget, (int, float)) and time_budget > 0):
         raise ValueError(f"time_budget must be a number of seconds > 0, got {time_budget!r}")
     Xtr, ytr, Xte, yte = _split(X, y, test_size, seed)
+    trained_at = time.perf_counter()
     surrogate, floor = train_surrogate(Xtr, ytr, Xte, yte, seed, steps)
-    ctx = _Context(start + float(time_budget), seed, floor, steps)
+    # a KAN workflow start (three fits and a refine, then two snaps with fits) takes about 2.5 surrogates
+    ctx = _Context(start + float(time_budget), seed, floor, steps, 2.5 * (time.perf_counter() - trained_at))
     ctx.notes.append(f"surrogate {surrogate.width}: relative test error {floor:.2e}")
     root = root_problem(surrogate, Xtr, names, y=ytr)
     options = dict(threshold=float(threshold), importance=1e-3, transforms=tuple(transforms),
                    symmetries=tuple(symmetries), method="values", seed=int(seed))
     tree = grow(root, options, 10)
     accept = max(10 * floor, 1e-6)
-    found = solve(tree, ctx, accept)
+    direct = feature_candidates(_problem(tree).points, _problem(tree).y, ctx.deadline,
+                                noise=floor * float(ytr.std()))
+    if direct and direct[0][1] <= 1e-10 and _cost(direct[0]) <= 30:  # a short exact formula: done
+        ctx.notes.append(f"sparse feature regression fits the data to {direct[0][1]:.1e}; structure parts skipped")
+        found = direct
+    else:
+        found = solve(tree, ctx, accept) + direct
     if tree.kind != "leaf" and min((c[1] for c in found), default=math.inf) > accept and ctx.time_left() > 0:
-        found += kan_candidates(tree.problem.points, tree.problem.y, ctx.seed, ctx.deadline, ctx.steps,
-                                required=not found)
+        found += kan_candidates(_problem(tree).points, _problem(tree).y, ctx.seed, ctx.deadline, ctx.steps,
+                                required=not found, start_cost=ctx.start_cost)
     if not found:
         raise ValueError("discover found no finite formula within the time budget; raise time_budget")
     variables = [__import__("sympy").Symbol(n) for n in names]
     real = _real_symbols(variables, X)
-    found = [(_lifted(c[0], tree.problem), c[2]) for c in found]
+    found = [(_lifted(c[0], _problem(tree)), c[2]) for c in found]
     candidates = finish_candidates(found, variables, real, Xtr, ytr, Xte, yte)
     chosen = choose(candidates, rel_tol=0.1, abs_tol=1e-12 * float(y.std()))
     chosen.chosen = True

@@ -179,7 +179,7 @@ def root_problem(f, x: Tensor, names=None, y: Tensor | None = None) -> Problem:
 def grow(problem: Problem, options: dict, depth: int) -> StructureNode:
     """The node for ``problem`` and, recursively, its children (the search described in the module doc)."""
     d = function_derivatives(problem.fn, problem.points)
-    dropped = ()
+    dropped: tuple[str, ...] = ()
     importance = variable_importance(d, problem.points)
     keep = [k for k in range(problem.n_vars) if float(importance[k]) > options["importance"]]
     if keep and len(keep) < problem.n_vars:
@@ -202,9 +202,14 @@ def grow(problem: Problem, options: dict, depth: int) -> StructureNode:
     t = get_transform(transform)
     node.base = problem.base_values(t.fn(d.value) - shift)
     node.groups = groups
-    node.children = [grow(problem.part(g, lambda v, s=shift: t.fn(v) - s, node.base), options, depth - 1)
-                     for g in groups]
+    outer = _shifted(t.fn, shift)
+    node.children = [grow(problem.part(g, outer, node.base), options, depth - 1) for g in groups]
     return node
+
+
+def _shifted(fn: Callable[[Tensor], Tensor], shift: float) -> Callable[[Tensor], Tensor]:
+    """``v -> fn(v) - shift``."""
+    return lambda v: fn(v) - shift
 
 
 def _best_hypothesis(d, problem: Problem, options):
@@ -229,7 +234,7 @@ def _components(coupled: Tensor) -> list[list[int]]:
             if coupled[i, j] and label[i] != label[j]:
                 old, new = label[j], label[i]
                 label = [new if v == old else v for v in label]
-    groups = {}
+    groups: dict[int, list[int]] = {}
     for k, v in enumerate(label):
         groups.setdefault(v, []).append(k)
     return list(groups.values())

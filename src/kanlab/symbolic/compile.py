@@ -73,7 +73,7 @@ class _Compiler:
             return self.inputs[expr]
         if expr not in self.memo:
             coeff, dep = expr.as_independent(*self.variables, as_Add=False)
-            factors = dep.args if dep.is_Mul and not expr.is_Add else ()
+            factors: tuple = dep.args if dep.is_Mul and not expr.is_Add else ()
             if len(factors) >= 2:
                 first, rest = factors[0], _sp().Mul(*factors[1:])
                 slots = [self.edges(coeff * first), self.edges(rest)]
@@ -155,7 +155,7 @@ def _layers(outputs: list) -> list:
     depth = max(n.level for n in outputs)
     if len(outputs) > 1 and any(n.kind == "mult" for n in outputs):
         depth += 1  # mixed outputs: carry every product to a final layer of sums
-    cache = {}
+    cache: dict = {}
     final = [_relay(cache, n, depth) for n in outputs]
     levels = {depth: final}
     queue, seen = list(final), {id(n) for n in final}
@@ -209,7 +209,7 @@ def compile_formula(exprs, variables: Sequence | None = None, dtype=torch.float6
     if extra:
         raise ValueError(f"exprs use symbols {sorted(map(str, extra))} that are not in variables")
     comp = _Compiler(variables)
-    outputs = []
+    outputs: list = []
     for e in exprs:
         node = comp.node(e)
         if node.kind == "input" or any(node is o for o in outputs):

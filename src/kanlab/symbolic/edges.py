@@ -50,7 +50,7 @@ class SymbolicEdges(nn.Module):
         self.names = [["0"] * in_features for _ in range(out_features)]
         if names is not None:
             self._set_names(names)
-        self._groups_cache = None
+        self._groups_cache: list[tuple[str, list[int]]] | None = None
 
     # ------------------------------------------------------------------ config
     def _set_names(self, names) -> None:

@@ -204,14 +204,18 @@ def canonical_params(name: str, a: float, b: float, c: float, d: float) -> tuple
     return a, b, c, d
 
 
+def _sympy_power(n: int) -> Callable[[Any], Any]:
+    return lambda x: x ** n
+
+
 def _builtins() -> None:
     sp = _sp
     register("x", _identity, lambda x: x, 1, degree=1)
     for n in range(2, 6):
-        register(f"x^{n}", _power(n), lambda x, n=n: x ** n, 2 if n == 2 else 3, degree=n)
+        register(f"x^{n}", _power(n), _sympy_power(n), 2 if n == 2 else 3, degree=n)
     for n in range(1, 6):
         name = "1/x" if n == 1 else f"1/x^{n}"
-        register(name, _inv_power(n), lambda x, n=n: x ** (-n), 2 if n <= 2 else n, degree=-n)
+        register(name, _inv_power(n), _sympy_power(-n), 2 if n <= 2 else n, degree=-n)
     register("sqrt", _sqrt, lambda x: sp().sqrt(x), 2, degree=0.5)
     register("x^1.5", _pow15, lambda x: x ** sp().Rational(3, 2), 4, degree=1.5)
     register("1/sqrt", _rsqrt, lambda x: 1 / sp().sqrt(x), 2, degree=-0.5)

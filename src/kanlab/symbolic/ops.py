@@ -243,7 +243,7 @@ def auto_symbolic(model: KAN, x: Tensor, library: Sequence[str] | None = None, w
     fit_kw = _fit_kwargs(fit_kw)
     todo = range(model.depth) if layers is None else sorted(set(layers))
     if any(not isinstance(l, int) or isinstance(l, bool) or not 0 <= l < model.depth for l in todo):
-        raise IndexError(f"layers={list(layers)!r} must be layer indices in [0, {model.depth})")
+        raise IndexError(f"layers={list(todo)!r} must be layer indices in [0, {model.depth})")
     choices = []
     for l in todo:
         layer = model.layers[l]

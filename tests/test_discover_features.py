@@ -1,0 +1,82 @@
+"""Sparse feature regression (kanlab.discovery.features), the constant rounding of discover's
+candidates, and the benchmark's quick mode (float64)."""
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+sympy = pytest.importorskip("sympy")
+
+from kanlab.discovery.features import feature_candidates  # noqa: E402
+from kanlab.discovery.finish import finish  # noqa: E402
+from kanlab.structure.problem import placeholder  # noqa: E402
+from kanlab.symbolic import to_numpy  # noqa: E402
+
+
+def _rows(n, ranges, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lo = torch.tensor([r[0] for r in ranges], dtype=torch.float64)
+    hi = torch.tensor([r[1] for r in ranges], dtype=torch.float64)
+    return lo + (hi - lo) * torch.rand(n, len(ranges), generator=g, dtype=torch.float64)
+
+
+def _fresh_error(expr, f, ranges):
+    x = _rows(500, ranges, seed=7)
+    pred = to_numpy(expr, [placeholder(k) for k in range(len(ranges))])(x.numpy())
+    truth = f(x).numpy()
+    return float(np.sqrt(np.mean((pred - truth) ** 2)) / truth.std())
+
+
+LAWS = {  # laws with a linear, rational, squared or logarithmic sparse form
+    "linear": (lambda x: 2 * x[:, 0] * torch.cos(x[:, 1]) - x[:, 1] ** 2, [(-1, 1), (-2, 2)]),
+    "rational": (lambda x: (1 + 2 * x[:, 0] * x[:, 1]) / (1 + x[:, 0]), [(0, 1), (-1, 1)]),
+    "square": (lambda x: torch.sqrt(x[:, 0] ** 2 + 3 * x[:, 1]), [(-1, 1), (0.5, 2)]),
+    "log": (lambda x: x[:, 0] ** 2 * torch.exp(-x[:, 1] ** 2 / x[:, 0]), [(0.5, 2), (-1, 1)]),
+    "distance": (lambda x: 1 / (1 + (x[:, 0] - x[:, 1]) ** 2 + x[:, 2] ** 2), [(-1, 1)] * 3),
+}
+
+
+@pytest.mark.parametrize("name", list(LAWS))
+def test_feature_regression_recovers_sparse_laws_exactly(name):
+    f, ranges = LAWS[name]
+    x = _rows(400, ranges)
+    found = feature_candidates(x, f(x), time.perf_counter() + 60)
+    assert found, name
+    expr, err, source = found[0]
+    assert err < 1e-10, (name, expr, source)
+    assert _fresh_error(expr, f, ranges) < 1e-10, (name, expr)
+
+
+def test_feature_regression_rejects_degenerate_rational_fits():
+    # a function with no sparse form: every candidate must be an honest fit (finite, not
+    # claiming an error it does not have on fresh points)
+    f = lambda x: torch.sin(x[:, 0] * x[:, 1] ** 2) ** 3 + torch.tanh(3 * x[:, 1])  # noqa: E731
+    ranges = [(-2, 2), (-1, 1)]
+    x = _rows(400, ranges)
+    for expr, err, _ in feature_candidates(x, f(x), time.perf_counter() + 60):
+        assert math.isfinite(err)
+        assert _fresh_error(expr, f, ranges) < 5 * err + 1e-3
+
+
+def test_finish_rounds_constants_of_a_noisy_fit_to_the_law():
+    x = _rows(800, [(-1, 1), (0, 2 * math.pi)])
+    gen = torch.Generator().manual_seed(3)
+    clean = 2 * x[:, 0] + torch.sin(x[:, 1]) / math.pi
+    y = clean + 0.01 * clean.std() * torch.randn(800, generator=gen, dtype=torch.float64)
+    a, b = sympy.symbols("a b")
+    # the kind of formula a fit on noisy data returns: constants a little off, a near-zero offset,
+    # a near-zero phase (at 1e-2 all at once, 0.318 -> pi/10 would spoil the batch)
+    rough = sympy.Float(2.0031) * a + sympy.Float(0.0004) + sympy.Float(0.3186) * sympy.sin(
+        sympy.Float(1.0005) * b + sympy.Float(-0.0011))
+    out = finish(rough, [a, b], {}, x, y)
+    assert sympy.simplify(out - (2 * a + sympy.sin(b) / sympy.pi)) == 0, out
+
+
+def test_benchmark_quick_mode_recovers_its_equations():
+    bench = pytest.importorskip("benchmarks.discovery")
+    rows = bench.run(["II.38.3", "I.12.11"], noise=0.0, n=300, budget=20, seed=0, gplearn=False,
+                     log=lambda *a, **k: None)
+    assert [r["exact"] for r in rows] == [True, True], [str(r["formula"]) for r in rows]
+    assert "exact: 2 of 2" in bench.table(rows, with_gp=False)
