@@ -101,8 +101,9 @@ def _check_groups(d: Derivatives, a: Sequence[int], b: Sequence[int]) -> None:
 
 
 def additive_matrix(d: Derivatives, transform: str = "id") -> Tensor:
-    """Pairwise residual ratios of additive separability of ``T(f)``, ``(D, D)`` (inf where ``T``
-    does not apply; the diagonal is 0)."""
+    """Pairwise residual ratios of additive separability of ``T(f)``, ``(D, D)``, from the
+    derivatives ``d`` of f and the name of ``transform`` T (inf where T does not apply; the
+    diagonal is 0)."""
     t = get_transform(transform)
     n = d.grad.shape[1]
     if not t.applies(d.value):
@@ -199,7 +200,8 @@ def symmetry_score(d: Derivatives, x: Tensor, i: int, j: int, kind: str) -> floa
 
 
 def variable_importance(d: Derivatives, x: Tensor) -> Tensor:
-    """``rms(f_i) * std(x_i) / std(f)`` per variable ``(D,)``: about 0 for a variable ``f`` ignores."""
+    """``rms(f_i) * std(x_i) / std(f)`` per variable ``(D,)`` from the derivatives ``d`` of f at the
+    inputs ``x`` ``(N, D)``: about 0 for a variable f ignores."""
     scale = d.value.std().clamp(min=1e-300)
     return (d.grad * d.grad).mean(dim=0).sqrt() * x.std(dim=0) / scale
 

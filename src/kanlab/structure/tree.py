@@ -83,7 +83,7 @@ class StructureNode:
         return f"{head} ({', '.join(self.variables)}){drop}" + score
 
     def render(self, prefix: str = "") -> str:
-        """The tree as indented text."""
+        """The tree as indented text, every line after the first starting with ``prefix``."""
         lines = [self.label()]
         for k, child in enumerate(self.children):
             last = k == len(self.children) - 1

@@ -37,6 +37,8 @@ class SymbolicEdges(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, names: Sequence[Sequence[str]] | None = None,
                  dtype=None, device=None):
+        """All ``out_features x in_features`` edges off (``mask = 0``), functions ``names`` (default
+        ``"0"``), ``a = c = 1``, ``b = d = 0``; parameters of ``dtype`` on ``device``."""
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
@@ -70,10 +72,12 @@ class SymbolicEdges(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: dict, dtype=None, device=None) -> "SymbolicEdges":
-        """Rebuild from :meth:`config_dict` (load the state dict afterwards)."""
+        """Rebuild from ``cfg``, a :meth:`config_dict` (load the state dict afterwards), with
+        parameters of ``dtype`` on ``device``."""
         return cls(cfg["in_features"], cfg["out_features"], cfg["names"], dtype=dtype, device=device)
 
     def extra_repr(self) -> str:
+        """The shape and the number of symbolic edges that are on."""
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"symbolic_edges={int(self.mask.count_nonzero())}")
 
@@ -134,7 +138,7 @@ class SymbolicEdges(nn.Module):
         return self._groups_cache
 
     def edges(self, x: Tensor) -> Tensor:
-        """Every edge's value (zero where ``mask = 0``). Shape: ``(N, in)`` -> ``(N, out, in)``."""
+        """Every edge's value at ``x`` (zero where ``mask = 0``). Shape: ``x`` ``(N, in)`` -> ``(N, out, in)``."""
         check_input(x, self.in_features, "x")
         x = x.reshape(-1, self.in_features)
         n, shape = x.shape[0], (self.out_features, self.in_features)
@@ -146,5 +150,7 @@ class SymbolicEdges(nn.Module):
         return (self.c * vals.reshape(n, *shape) + self.d) * self.mask  # (N, out, in)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The layer's symbolic output at ``x``: its edges summed over inputs.
+        Shape: ``(..., in)`` -> ``(..., out)``."""
         lead = x.shape[:-1]
         return self.edges(x).sum(dim=-1).reshape(*lead, self.out_features)

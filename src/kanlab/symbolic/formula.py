@@ -165,8 +165,9 @@ def _normalize_power_bases(expr, tolerance: float, max_denominator: int):
 
 
 def simplify_formula(expr, tolerance: float = 1e-6, max_denominator: int = 12):
-    """Round constants, move numeric factors out of exp and powers, and combine exponentials;
-    repeated until nothing changes (at most 5 rounds)."""
+    """Simplify the sympy ``expr``: round constants within ``tolerance`` to rationals with
+    denominators up to ``max_denominator``, move numeric factors out of exp and powers, and
+    combine exponentials; repeated until nothing changes (at most 5 rounds)."""
     sp = _sp()
     for _ in range(5):
         new = _split_exp(expr)
