@@ -60,3 +60,11 @@ def has_module(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ImportError:
         return False
+
+
+def uniform_rows(n: int, ranges, seed: int = 0) -> torch.Tensor:
+    """``n`` float64 rows drawn uniformly in ``ranges`` (one ``(lo, hi)`` per column) from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    lo = torch.tensor([r[0] for r in ranges], dtype=torch.float64)
+    hi = torch.tensor([r[1] for r in ranges], dtype=torch.float64)
+    return lo + (hi - lo) * torch.rand(n, len(ranges), generator=g, dtype=torch.float64)

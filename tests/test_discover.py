@@ -4,19 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import uniform_rows as _rows
 
 sympy = pytest.importorskip("sympy")
 
 import kanlab  # noqa: E402
 from kanlab.cli import main  # noqa: E402
 from kanlab.symbolic import to_numpy  # noqa: E402
-
-
-def _rows(n, ranges, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    lo = torch.tensor([r[0] for r in ranges], dtype=torch.float64)
-    hi = torch.tensor([r[1] for r in ranges], dtype=torch.float64)
-    return lo + (hi - lo) * torch.rand(n, len(ranges), generator=g, dtype=torch.float64)
 
 
 def test_discover_finds_a_shifted_product_and_its_model_is_the_formula():

@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import uniform_rows as _rows
 
 sympy = pytest.importorskip("sympy")
 
@@ -13,13 +14,6 @@ from kanlab.discovery.features import feature_candidates  # noqa: E402
 from kanlab.discovery.finish import finish  # noqa: E402
 from kanlab.structure.problem import placeholder  # noqa: E402
 from kanlab.symbolic import to_numpy  # noqa: E402
-
-
-def _rows(n, ranges, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    lo = torch.tensor([r[0] for r in ranges], dtype=torch.float64)
-    hi = torch.tensor([r[1] for r in ranges], dtype=torch.float64)
-    return lo + (hi - lo) * torch.rand(n, len(ranges), generator=g, dtype=torch.float64)
 
 
 def _fresh_error(expr, f, ranges):
