@@ -146,15 +146,15 @@ class ProbeRun(Protocol):
 
 
 def choose_start(run: ProbeRun, probe: int, both: bool) -> tuple[int, object, History]:
-    """Probe a fresh model's start for ``probe`` steps and keep the better one.
+    """Probe a fresh model's start for ``probe`` steps and keep the best one.
 
     The warm start (linear read-out for ``probe // 2`` steps, then every edge free) avoids the
     folded local minima of tiny KANs; a target whose structure is a product (x*y: no additive
     part for the read-out to learn) trains better from the plain start. With ``both``, fit
     runs both from the same initial parameters, and the warm start once more from a second
     draw of the initialisation, and continues the one with the lower training objective
-    (ties: warm, then cold); otherwise only the warm start. Returns the steps done, the optimizer and the
-    History of the kept start. Any exception leaves the model as it was.
+    (ties: warm, then cold); otherwise only the warm start. Returns the steps done, the
+    optimizer and the History of the kept start. Any exception leaves the model as it was.
     """
     model = run.model
     initial = snapshot(model)
