@@ -29,6 +29,12 @@ LAWS = {  # laws with a linear, rational, squared or logarithmic sparse form
     "square": (lambda x: torch.sqrt(x[:, 0] ** 2 + 3 * x[:, 1]), [(-1, 1), (0.5, 2)]),
     "log": (lambda x: x[:, 0] ** 2 * torch.exp(-x[:, 1] ** 2 / x[:, 0]), [(0.5, 2), (-1, 1)]),
     "distance": (lambda x: 1 / (1 + (x[:, 0] - x[:, 1]) ** 2 + x[:, 2] ** 2), [(-1, 1)] * 3),
+    # three terms u, v, T uv of the linearised form, none a good first pick alone
+    "three-term ratio": (lambda x: (2 * x[:, 0] - x[:, 1]) / (1 + x[:, 0] * x[:, 1] / 2), [(-0.9, 0.9)] * 2),
+    "phase product": (lambda x: torch.sin(x[:, 0] * x[:, 1]) / (2 + torch.cos(x[:, 0])), [(-2, 2)] * 2),
+    # four factors among thousands of products: the greedy search over all features goes astray
+    "five variables": (lambda x: 1 / (2 + torch.sin(x[:, 0]) + (x[:, 1] - x[:, 2]) ** 2 + x[:, 3] * x[:, 4]),
+                       [(-1, 1)] * 5),
 }
 
 
@@ -41,6 +47,29 @@ def test_feature_regression_recovers_sparse_laws_exactly(name):
     expr, err, source = found[0]
     assert err < 1e-10, (name, expr, source)
     assert _fresh_error(expr, f, ranges) < 1e-10, (name, expr)
+
+
+def test_a_law_linear_in_one_variable_is_fit_after_dividing_it_out():
+    # y changes sign with x0, so no transform of y applies; y / x0 = sqrt(2 + x1 x2) squares
+    f = lambda x: x[:, 0] * torch.sqrt(2 + x[:, 1] * x[:, 2])  # noqa: E731
+    ranges = [(-1, 1)] * 3
+    x = _rows(400, ranges)
+    plain = feature_candidates(x, f(x), time.perf_counter() + 60)
+    assert plain[0][1] > 1e-6, plain[0]
+    expr, err, source = feature_candidates(x, f(x), time.perf_counter() + 60, factor_out=True)[0]
+    assert err < 1e-10 and "y / x0" in source, (expr, source)
+    assert _fresh_error(expr, f, ranges) < 1e-10, expr
+
+
+def test_a_one_signed_target_keeps_every_row_whatever_the_noise_estimate():
+    # a surrogate's poor error can overstate the noise 100-fold; rows of one sign still all
+    # take the log transform (log y = -x0^2 - x0 x1 is the only sparse form)
+    f = lambda x: torch.exp(-x[:, 0] ** 2 - x[:, 0] * x[:, 1])  # noqa: E731
+    ranges = [(-1, 1)] * 2
+    x = _rows(400, ranges)
+    y = f(x)
+    expr, err, source = feature_candidates(x, y, time.perf_counter() + 60, noise=2 * float(y.std()))[0]
+    assert err < 1e-10 and "log" in source, (expr, source)
 
 
 def test_feature_regression_rejects_degenerate_rational_fits():

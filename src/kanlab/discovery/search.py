@@ -223,7 +223,7 @@ def discover(X, y, names: Sequence[str] | None = None, *, test_size: float = 0.2
     tree = grow(root, options, 10)
     accept = max(10 * floor, 1e-6)
     direct = feature_candidates(_problem(tree).points, _problem(tree).y, ctx.deadline,
-                                noise=floor * float(ytr.std()))
+                                noise=floor * float(ytr.std()), factor_out=True)
     if direct and direct[0][1] <= 1e-10 and _cost(direct[0]) <= 30:  # a short exact formula: done
         ctx.notes.append(f"sparse feature regression fits the data to {direct[0][1]:.1e}; structure parts skipped")
         found = direct
