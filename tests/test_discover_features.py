@@ -97,6 +97,41 @@ def test_finish_rounds_constants_of_a_noisy_fit_to_the_law():
     assert sympy.simplify(out - (2 * a + sympy.sin(b) / sympy.pi)) == 0, out
 
 
+def _noisy(x, clean, seed=5):
+    gen = torch.Generator().manual_seed(seed)
+    return clean + 0.01 * clean.std() * torch.randn(clean.shape[0], generator=gen, dtype=torch.float64)
+
+
+def test_finish_takes_a_common_constant_out_of_a_root_before_rounding():
+    # c sqrt(a^2 + 4 b^2) / pi fit as c sqrt(k1 a^2 + k2 b^2): neither k is simple, k2 / k1 and
+    # sqrt(k1) are
+    x = _rows(800, [(-1, 1)] * 3)
+    y = _noisy(x, x[:, 2] * torch.sqrt(x[:, 0] ** 2 + 4 * x[:, 1] ** 2) / math.pi)
+    a, b, c = sympy.symbols("a b c")
+    rough = c * sympy.sqrt(sympy.Float(0.10139) * a ** 2 + sympy.Float(0.40511) * b ** 2)
+    out = finish(rough, [a, b, c], {}, x, y)
+    assert sympy.simplify(out - c * sympy.sqrt(a ** 2 + 4 * b ** 2) / sympy.pi) == 0, out
+
+
+def test_finish_prefers_the_simplest_number_the_noise_allows():
+    # b in [-1, 0]: b and b^2 are nearly collinear, so noise moves their constants by ~3%
+    x = _rows(800, [(-1, 1), (-1, 0), (-1, 1)])
+    y = _noisy(x, x[:, 0] / ((x[:, 1] - 1) ** 2 + x[:, 2] ** 2))
+    a, b, c = sympy.symbols("a b c")
+    rough = a / (sympy.Float(0.967) * b ** 2 - sympy.Float(2.025) * b + sympy.Float(0.9995) * c ** 2
+                 + sympy.Float(0.9988))
+    out = finish(rough, [a, b, c], {}, x, y)
+    assert sympy.simplify(out - a / ((b - 1) ** 2 + c ** 2)) == 0, out
+
+
+def test_nice_number_prefers_few_digits_over_the_nearest_fraction():
+    from kanlab.symbolic.formula import nice_number
+
+    assert nice_number(0.636339, tolerance=1e-2) == 2 / sympy.pi  # not 7/11, 0.003% nearer
+    assert nice_number(0.5, tolerance=1e-2) == sympy.Rational(1, 2)
+    assert nice_number(math.pi / 6, tolerance=1e-6) == sympy.pi / 6
+
+
 def test_benchmark_quick_mode_recovers_its_equations():
     bench = pytest.importorskip("benchmarks.discovery")
     rows = bench.run(["II.38.3", "I.12.11"], noise=0.0, n=300, budget=20, seed=0, gplearn=False,

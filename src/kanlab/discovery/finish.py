@@ -7,7 +7,7 @@ import math
 import numpy as np
 from torch import Tensor
 
-from ..symbolic.formula import round_constants, symbolic_formula, to_numpy
+from ..symbolic.formula import factor_constants, round_constants, symbolic_formula, to_numpy
 from ..symbolic.polish import polish_formula, polish_symbolic
 from .result import Candidate
 
@@ -50,30 +50,51 @@ def _simplify(expr, real: dict | None = None):
 
 
 def finish(expr, variables, real, Xtr, ytr):
-    """Constants fit, then rounded to simple numbers where the training error does not grow by
-    more than 1% (all at once at 1e-6, 1e-3, 1e-2 relative, then one by one: each to 0 or to
-    a simple number, the others refit); sympy-simplified."""
+    """Constants fit, factored out of powers and exponentials (:func:`factor_constants`), then
+    rounded to simple numbers where the training error does not grow by more than 1% (all at
+    once, then one by one: each to 0 or to a simple number, the others refit; see
+    :func:`_rounded`); sympy-simplified, and rounded once more where the simplified form has
+    floats left (its constants may be simple where the unsimplified ones were not)."""
+    import sympy
+
     expr, rmse = polish_formula(expr, variables, Xtr, ytr)
     tiny = 1e-13 * float(ytr.abs().max())
-    for tol in (1e-6, 1e-3, 1e-2):
+    factored = factor_constants(expr, tolerance=1e-2)
+    if factored != expr and _rmse(factored, variables, Xtr, ytr) <= rmse * (1 + 1e-9) + tiny:
+        expr = factored
+    expr, rmse = _rounded(expr, variables, Xtr, ytr, rmse, tiny)
+    simple = _simplify(expr, real)
+    if simple == expr or not _rmse(simple, variables, Xtr, ytr) <= 1.01 * rmse + tiny:
+        return expr
+    if not simple.atoms(sympy.Float):
+        return simple
+    again, r = _rounded(simple, variables, Xtr, ytr, rmse, tiny)
+    if again == simple or not r <= 1.01 * rmse + tiny:
+        return simple
+    final = _simplify(again, real)
+    return final if _rmse(final, variables, Xtr, ytr) <= 1.01 * rmse + tiny else again
+
+
+def _rounded(expr, variables, Xtr, ytr, rmse: float, tiny: float):
+    """All constants rounded at once, then one by one. Coarse tolerances first (5e-2, 1e-2,
+    1e-3, 1e-6): the simplest number the data allow wins, ``-2`` before ``-63/(10 pi)`` for a
+    noisy ``-2.005``; a wrong simple number fails the error test."""
+    for tol in (5e-2, 1e-2, 1e-3, 1e-6):
         rounded = round_constants(expr, tolerance=tol)
         if rounded == expr:
             continue
         rounded, r = polish_formula(rounded, variables, Xtr, ytr)
         if r <= 1.01 * rmse + tiny:
             expr, rmse = rounded, min(r, rmse) if r <= rmse else r
-    expr, rmse = _round_each(expr, variables, Xtr, ytr, rmse, tiny)
-    simple = _simplify(expr, real)
-    if simple != expr and _rmse(simple, variables, Xtr, ytr) <= 1.01 * rmse + tiny:
-        expr = simple
-    return expr
+            break
+    return _round_each(expr, variables, Xtr, ytr, rmse, tiny)
 
 
 def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats: int = 6):
-    """Each remaining float (smallest first) set to 0, else to its nearest simple number within
-    1e-4 ... 2e-2 (:func:`nice_number`), the others refit; kept where the training RMSE stays within 1% of
-    the unrounded fit's (``rmse``: noise makes a rounded constant cost a little; a wrong one
-    costs much more). Skipped for formulas with more than ``max_floats`` floats."""
+    """Each remaining float (smallest first) set to 0, else to the simplest number within
+    5e-2, then 2e-2, 1e-2, 1e-3, 1e-4 (:func:`nice_number`), the others refit; kept where the
+    training RMSE stays within 1% of the unrounded fit's (``rmse``: noise makes a rounded
+    constant cost a little; a wrong one costs much more). Skipped for formulas with more than ``max_floats`` floats."""
     import sympy
 
     from ..symbolic.formula import nice_number
@@ -89,8 +110,8 @@ def _round_each(expr, variables, Xtr, ytr, rmse: float, tiny: float, max_floats:
             break
         f = floats[kept]
         kept += 1
-        options = [sympy.Integer(0)]  # then the simplest number within 1e-4, 1e-3, 1e-2, 2e-2
-        for tol in (1e-4, 1e-3, 1e-2, 2e-2):
+        options = [sympy.Integer(0)]  # then the simplest number within 5e-2, 2e-2, ... 1e-4
+        for tol in (5e-2, 2e-2, 1e-2, 1e-3, 1e-4):
             nice = nice_number(float(f), tolerance=tol)
             if nice is not None and nice not in options:
                 options.append(nice)

@@ -16,7 +16,7 @@ from .library import canonical_params, get_function
 if TYPE_CHECKING:
     from ..network import KAN
 
-__all__ = ["symbolic_formula", "simplify_formula", "round_constants", "nice_number", "to_latex",
+__all__ = ["symbolic_formula", "simplify_formula", "factor_constants", "round_constants", "nice_number", "to_latex",
            "to_numpy", "to_torch"]
 
 
@@ -98,17 +98,22 @@ _BASES = ("1", "pi", "1/pi", "sqrt(2)", "sqrt(3)", "sqrt(pi)", "1/sqrt(pi)", "sq
 def nice_number(v: float, tolerance: float = 1e-6, max_denominator: int = 12, max_numerator: int = 100):
     """The simplest exact number ``p/q * base`` (|p| <= max_numerator, q <= max_denominator,
     base in 1, pi, sqrt(2), 1/sqrt(2 pi), e, ...) within ``tolerance * max(1, |v|)`` of ``v``,
-    or None."""
+    or None. Simplest: the smallest ``|p| + q`` plus the base's place in that list (``2/pi``
+    before ``7/11``, ``1/2`` before ``pi/6``)."""
     sp = _sp()
     if not math.isfinite(v):
         return None
-    for base in _BASES:
-        expr = sp.sympify(base)
-        bv = float(expr)
+    best = None
+    for rank, base in enumerate(_BASES):
+        bv = float(sp.sympify(base))
         q = Fraction(v / bv).limit_denominator(max_denominator)
         if abs(q.numerator) <= max_numerator and abs(float(q) * bv - v) <= tolerance * max(1.0, abs(v)):
-            return sp.Rational(q.numerator, q.denominator) * expr
-    return None
+            cost = abs(q.numerator) + q.denominator + rank
+            if best is None or cost < best[0]:
+                best = (cost, q, base)
+    if best is None:
+        return None
+    return sp.Rational(best[1].numerator, best[1].denominator) * sp.sympify(best[2])
 
 
 def round_constants(expr, tolerance: float = 1e-6, max_denominator: int = 12):
@@ -136,6 +141,15 @@ def _split_exp(expr):
     return expr.replace(splittable, split)
 
 
+def _simple_fraction(r: float, tolerance: float, max_denominator: int, max_numerator: int = 100) -> bool:
+    """Whether ``r >= 0`` is ``p/q`` (``p <= max_numerator``, ``q <= max_denominator``) within
+    ``tolerance * r``, or below ``tolerance`` (a zero)."""
+    if r <= tolerance:
+        return True
+    q = Fraction(r).limit_denominator(max_denominator)
+    return q.numerator <= max_numerator and abs(float(q) - r) <= tolerance * r
+
+
 def _normalize_power_bases(expr, tolerance: float, max_denominator: int):
     """(k u + k v + k w)^p -> k^p (u + v + w)^p, choosing the k that makes the most
     coefficients simple numbers (so sqrt(2.3 + 2.3 x^2) becomes 1.52 sqrt(1 + x^2))."""
@@ -147,8 +161,13 @@ def _normalize_power_bases(expr, tolerance: float, max_denominator: int):
     def normalize(e):
         coeffs = [t.as_coeff_Mul()[0] for t in e.base.args]
 
-        def n_nice(k) -> int:
-            return sum(nice_number(float(q / k), tolerance, max_denominator) is not None for q in coeffs)
+        def n_nice(k) -> tuple[int, int]:
+            """(ratios that are simple fractions, ratios that are simple numbers), each within
+            ``tolerance`` of itself (an absolute one would favour small ratios)."""
+            ratios = [abs(float(q / k)) for q in coeffs]
+            fractions = sum(_simple_fraction(r, tolerance, max_denominator) for r in ratios)
+            return fractions, sum(nice_number(r, tolerance * min(1.0, r), max_denominator) is not None
+                                  for r in ratios)
 
         best, best_count = sp.Integer(1), n_nice(1)
         for k in coeffs:
@@ -162,6 +181,14 @@ def _normalize_power_bases(expr, tolerance: float, max_denominator: int):
         return best ** e.exp * sp.Pow(sp.expand(e.base / best), e.exp)
 
     return expr.replace(candidate, normalize)
+
+
+def factor_constants(expr, tolerance: float = 1e-6, max_denominator: int = 12):
+    """Numeric factors moved out of exponentials and powers, the same value in a form whose
+    constants round better: ``exp(k + u) -> e^k exp(u)``, ``sqrt(k u + 4.01 k v) ->
+    sqrt(k) sqrt(u + 4.01 v)`` (the ``k`` that makes the most coefficients simple numbers
+    within ``tolerance``)."""
+    return _normalize_power_bases(_split_exp(expr), tolerance, max_denominator)
 
 
 def simplify_formula(expr, tolerance: float = 1e-6, max_denominator: int = 12):
