@@ -143,6 +143,22 @@ def test_build_announces_itself_once_on_stderr_only_when_compiling(monkeypatch, 
     assert capsys.readouterr().err == ""  # nothing printed by the library itself
 
 
+def test_a_lock_left_by_a_killed_build_is_cleared_and_a_live_one_kept(tmp_path):
+    # torch waits for its build lock forever; a process killed mid-build leaves it behind
+    import os
+    import time
+
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    assert not extension.clear_stale_lock(str(lock))  # a build in progress: wait for it
+    assert lock.exists()
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    assert extension.clear_stale_lock(str(lock))
+    assert not lock.exists()
+    assert not extension.clear_stale_lock(str(lock))  # nothing to clear
+
+
 def test_threads_split_rows_without_changing_results(ext):
     grid, x, _ = problem(600, 16, 3, 5, 3, seed=4)  # 600 * 16 * 9 entries: several threads
     m_w, m_d = uniform_basis_matrices(3, x.dtype, x.device)

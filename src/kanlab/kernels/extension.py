@@ -21,13 +21,14 @@ import hashlib
 import os
 import platform
 import threading
+import time
 import warnings
 
 import torch
 from torch import Tensor
 
-__all__ = ["load_extension", "build_error", "applies", "large_batch", "FUSED_MIN_ELEMENTS", "BUILD_MESSAGE",
-           "KernelBuildNotice"]
+__all__ = ["load_extension", "build_error", "applies", "large_batch", "clear_stale_lock", "FUSED_MIN_ELEMENTS",
+           "BUILD_MESSAGE", "KernelBuildNotice"]
 
 BUILD_MESSAGE = "compiling kanlab's CPU kernels, once per machine, ~2 min"
 
@@ -86,6 +87,19 @@ def _sources() -> tuple[list[str], list[str]]:
             sorted(glob.glob(os.path.join(_CPP_DIR, "*.h"))))
 
 
+def clear_stale_lock(path: str, max_age_s: float = 900.0) -> bool:
+    """Remove torch's build lock at ``path`` when it is older than ``max_age_s`` (a build takes
+    a minute or two): a process killed while building leaves the lock behind, and every later
+    process would wait for it forever. Returns whether a lock was removed."""
+    try:
+        if time.time() - os.path.getmtime(path) <= max_age_s:
+            return False
+        os.remove(path)
+        return True
+    except OSError:  # no lock, or another process removed it first
+        return False
+
+
 def _build():
     """``(ops, None)`` or ``(None, reason)``; never raises."""
     if os.environ.get("KANLAB_NO_CPP", "") not in ("", "0"):
@@ -97,6 +111,7 @@ def _build():
         sources, _ = _sources()
         name = f"kanlab_kernels_{_build_tag()}"
         build_dir = cpp_extension._get_build_directory(name, verbose=False)
+        clear_stale_lock(os.path.join(build_dir, "lock"))
         if not os.path.exists(os.path.join(build_dir, f"{name}.so")):
             warnings.warn(BUILD_MESSAGE, KernelBuildNotice, stacklevel=2)
         flags = ["-O3", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=fast",
