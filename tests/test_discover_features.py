@@ -72,6 +72,16 @@ def test_a_one_signed_target_keeps_every_row_whatever_the_noise_estimate():
     assert err < 1e-10 and "log" in source, (expr, source)
 
 
+def test_a_log_fit_with_a_huge_constant_is_a_formula_not_an_overflow():
+    from kanlab.discovery.features import _inverse_log
+
+    u = placeholder(0)
+    expr = _inverse_log(1.0)(1.0, sympy.Float(1000.0) + u)  # e^1000 overflows a float
+    assert expr.free_symbols == {u}
+    ratio = (expr / sympy.exp(1000 + u)).subs(u, sympy.Rational(1, 2)).evalf()
+    assert abs(float(ratio) - 1.0) < 1e-12, expr
+
+
 def test_feature_regression_rejects_degenerate_rational_fits():
     # a function with no sparse form: every candidate must be an honest fit (finite, not
     # claiming an error it does not have on fresh points)

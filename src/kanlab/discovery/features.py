@@ -118,7 +118,7 @@ def _inverse_log(sign: float) -> Callable:
         import sympy as sp
 
         const, rest = sp.expand(sp.Float(scale) * g).as_coeff_Add()
-        return sp.Float(sign * math.exp(float(const))) * sp.exp(rest)
+        return sp.Float(sign) * sp.exp(sp.Float(const)) * sp.exp(rest)  # sympy's exp: no overflow
 
     return inverse
 
@@ -253,7 +253,7 @@ def _fitted(base: _Target, lib: _Library, held_all: Tensor, points: Tensor, y: T
                     scale, inner = _expression(lib.exprs, active, coef, values.shape[1], float(wtarget.norm()),
                                                raw * weight[:, None])
                     expr = base.wrap(inverse(scale, inner))
-                except (ValueError, TypeError, ZeroDivisionError):
+                except (ValueError, TypeError, ZeroDivisionError, OverflowError):
                     continue
                 err = relative_error(expr, points, y)
                 if math.isfinite(err):
