@@ -39,10 +39,10 @@ slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/layer_speed.py
 
-# discover on every Feynman equation, without noise and with 1% noise, gplearn beside (~1 h on 2 cores)
+# discover on every Feynman equation, without noise and with 1% noise, gplearn beside (~40 min)
 discovery: $(STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
-	$(PY) -m benchmarks.discovery --gplearn --threads 1 --budget 45 --out docs/discovery-table.md
+	$(PY) -m benchmarks.discovery --gplearn --threads 1 --budget 45
 
 paper: $(STAMP)
 	$(PY) -m benchmarks.paper --jobs $(PAPER_JOBS)
