@@ -116,7 +116,7 @@ def polish_formula(expr, variables, x: Tensor, y: Tensor, steps: int = 50):
     if floats:
         lam = 1e-3
         for _ in range(steps):
-            if sse <= 1e-30:
+            if sse <= 1e-30 or sse == float("inf"):  # a non-finite residual has no useful gradient
                 break
             r = resid(p).detach()
             jac = jacfwd(resid)(p).detach()  # (N, P)
