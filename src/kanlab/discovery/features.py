@@ -180,7 +180,7 @@ def feature_candidates(points: Tensor, y: Tensor, deadline: float, noise: float 
     if not factor_out or min((c[1] for c in out), default=math.inf) <= 1e-10:
         return _ranked(out, top)
     for k in range(points.shape[1]):
-        if time.perf_counter() > deadline:
+        if time.perf_counter() > deadline or min((c[1] for c in out), default=math.inf) <= 1e-10:
             break
         x = points[:, k]
         rows = x.abs() >= 0.1 * float(x.abs().max())
