@@ -68,7 +68,7 @@ def run_kanlab(func, x, y, budget: float, seed: int):
     return formula, time.perf_counter() - start
 
 
-def run_gplearn(func, x, y, seed: int):
+def run_gplearn(func, x, y, seed: int, population: int = 1000, generations: int = 10):
     """gplearn's SymbolicRegressor (defaults plus sin/cos/sqrt/log); None when not installed."""
     try:
         from gplearn.genetic import SymbolicRegressor
@@ -77,7 +77,7 @@ def run_gplearn(func, x, y, seed: int):
     import sympy
 
     start = time.perf_counter()
-    est = SymbolicRegressor(population_size=1000, generations=10, init_depth=(2, 4), function_set=(
+    est = SymbolicRegressor(population_size=population, generations=generations, init_depth=(2, 4), function_set=(
         "add", "sub", "mul", "div", "sqrt", "log", "sin", "cos", "neg", "inv"), parsimony_coefficient=0.001,
         random_state=seed, n_jobs=1)
     est.fit(x.numpy(), y.numpy())
@@ -131,7 +131,8 @@ def table(rows, with_gp: bool) -> str:
     return "\n".join(lines)
 
 
-def run(names, noise: float, n: int, budget: float, seed: int, gplearn: bool, log=print) -> list:
+def run(names, noise: float, n: int, budget: float, seed: int, gplearn: bool, log=print,
+        gp_size: tuple[int, int] = (1000, 10)) -> list:
     rows = []
     for name in names:
         func = FEYNMAN[name]
@@ -140,7 +141,7 @@ def run(names, noise: float, n: int, budget: float, seed: int, gplearn: bool, lo
         exact = not isinstance(formula, str) and fresh_error(formula, func.variables, func) <= 1e-6
         row = dict(name=name, truth=func.formula.split("   [")[0], formula=formula, exact=exact, seconds=seconds)
         if gplearn:
-            gp = run_gplearn(func, x, y, seed)
+            gp = run_gplearn(func, x, y, seed, *gp_size)
             if gp is not None:
                 row["gp"] = (gp[0], gp[1], fresh_error(gp[0], func.variables, func) <= 1e-6)
         log(f"{name} noise={noise}: {formula}  exact={exact}  {seconds:.0f}s", file=sys.stderr, flush=True)
@@ -157,6 +158,8 @@ def main(argv=None) -> str:
     parser.add_argument("--budget", type=float, default=100.0, help="discover's time_budget, s (default 100)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gplearn", action="store_true", help="run gplearn beside (where installed)")
+    parser.add_argument("--gp-size", type=int, nargs=2, default=[1000, 10], metavar=("POPULATION", "GENERATIONS"),
+                        help="gplearn's population and generations (default 1000 10)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="write the tables to this markdown file")
     args = parser.parse_args(argv)
@@ -168,7 +171,7 @@ def main(argv=None) -> str:
     parts = [f"kanlab.discover on {len(names)} Feynman equations, {args.n} points, time_budget {args.budget:.0f} s, "
              f"{args.threads} thread(s), seed {args.seed}"]
     for noise in args.noise:
-        rows = run(names, noise, args.n, args.budget, args.seed, args.gplearn)
+        rows = run(names, noise, args.n, args.budget, args.seed, args.gplearn, gp_size=tuple(args.gp_size))
         parts += ["", f"### noise {noise:g}", "", table(rows, args.gplearn and any("gp" in r for r in rows))]
     text = "\n".join(parts) + "\n"
     print(text)
