@@ -20,7 +20,8 @@ PUBLIC_MODULES = [
     "kanlab", "kanlab.network", "kanlab.config", "kanlab.network_api", "kanlab.layer", "kanlab.training",
     "kanlab.history", "kanlab.warm_start", "kanlab.pruning", "kanlab.io", "kanlab.sklearn", "kanlab.symbolic",
     "kanlab.datasets", "kanlab.plotting", "kanlab.derivatives", "kanlab.regularization", "kanlab.splines",
-    "kanlab.export", "kanlab.checkpoint", "kanlab.structure", "kanlab.discovery",
+    "kanlab.export", "kanlab.checkpoint", "kanlab.structure", "kanlab.discovery", "kanlab.discovery.features",
+    "kanlab.discovery.selection", "kanlab.symbolic.formula", "kanlab.kernels.extension",
 ]
 
 # Public names allowed to lack a docstring that names their arguments: none. (The last test fails

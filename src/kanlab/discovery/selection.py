@@ -146,7 +146,8 @@ def _project_out(ortho: Tensor, resid: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 def normalised_columns(values: Tensor) -> tuple[Tensor, Tensor]:
-    """Columns normalised to unit norm (non-finite or constant-zero ones zeroed), and the norms."""
+    """The columns of ``values`` ``(N, F)`` normalised to unit norm (non-finite entries and
+    all-zero columns zeroed), and the norms ``(F,)``."""
     values = torch.where(torch.isfinite(values), values, torch.zeros_like(values))
     norms = values.norm(dim=0)
     ok = torch.isfinite(norms) & (norms > 1e-12 * norms.max().clamp(min=1e-300))
@@ -155,6 +156,8 @@ def normalised_columns(values: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def least_squares(cols: Tensor, target: Tensor, active: list[int]) -> Tensor:
+    """Least-squares coefficients ``(len(active),)`` of the ``active`` columns of ``cols``
+    ``(N, F)`` for ``target`` ``(N,)``."""
     return torch.linalg.lstsq(cols[:, active], target[:, None]).solution[:, 0]
 
 
