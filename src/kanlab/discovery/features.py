@@ -51,9 +51,9 @@ def _unary(v: Tensor, u) -> list[tuple[Tensor, Any]]:
     return out
 
 
-def feature_library(points: Tensor, products: bool = True) -> list[tuple[Tensor, Any]]:
-    """Features ``[(values (N,), sympy in the placeholders)]`` for ``points`` ``(N, d)``: the
-    constant, the factors, then (``products``) the products of two factors of disjoint variables."""
+def _factors(points: Tensor) -> list[_Factor]:
+    """The factors for ``points`` ``(N, d)``: simple functions of one column (where defined on
+    the data) and of each pair of columns."""
     import sympy as sp
 
     d = points.shape[1]
@@ -68,6 +68,18 @@ def feature_library(points: Tensor, products: bool = True) -> list[tuple[Tensor,
             factors += [(pair, xi * xj, si * sj), (pair, (xi - xj) ** 2, (si - sj) ** 2),
                         (pair, torch.cos(xi - xj), sp.cos(si - sj)), (pair, torch.cos(xi + xj), sp.cos(si + sj)),
                         (pair, torch.cos(xi * xj), sp.cos(si * sj)), (pair, torch.sin(xi * xj), sp.sin(si * sj))]
+    return factors
+
+
+def feature_library(points: Tensor, products: bool = True) -> list[tuple[Tensor, Any]]:
+    """Features ``[(values (N,), sympy in the placeholders)]`` for ``points`` ``(N, d)``: the
+    constant, the factors, then (``products``) the products of two factors of disjoint variables."""
+    return _library(_factors(points), points, products)
+
+
+def _library(factors: list[_Factor], points: Tensor, products: bool) -> list[tuple[Tensor, Any]]:
+    import sympy as sp
+
     ones = torch.ones(points.shape[0], dtype=points.dtype)
     feats = [(ones, sp.Integer(1))] + [(v, e) for _, v, e in factors]
     for a in range(len(factors) if products else 0):
@@ -169,17 +181,14 @@ def feature_candidates(points: Tensor, y: Tensor, deadline: float, noise: float 
     Returns:
         ``[(expr in the placeholders, relative error on all rows, description)]``.
     """
-    feats = feature_library(points)
-    values_all = torch.stack([v for v, _ in feats], dim=1)
-    exprs = [e for _, e in feats]
+    factors = _factors(points)
+    feats = _library(factors, points, products=True)
+    lib = _Library(torch.stack([v for v, _ in feats], dim=1), [e for _, e in feats], 1 + len(factors))
     held_all = torch.arange(points.shape[0]) % 5 == 0
-    lib = _Library(values_all, exprs, len(feature_library(points[:2], products=False)))
     everywhere = torch.ones_like(y, dtype=torch.bool)
     plain = _Target(everywhere, y, torch.ones_like(y), lambda e: e, "")
     out = _fitted(plain, lib, held_all, points, y, noise, math.inf, max_terms, max_rational)
-    if not factor_out or min((c[1] for c in out), default=math.inf) <= 1e-10:
-        return _ranked(out, top)
-    for k in range(points.shape[1]):
+    for k in range(points.shape[1] if factor_out else 0):
         if time.perf_counter() > deadline or min((c[1] for c in out), default=math.inf) <= 1e-10:
             break
         x = points[:, k]
@@ -234,16 +243,17 @@ def _fitted(base: _Target, lib: _Library, held_all: Tensor, points: Tensor, y: T
             if time.perf_counter() > deadline and out:
                 break
             raw = torch.cat([values, -target[:, None] * values[:, 1:]], dim=1) if rational else values
-            cols, norms = normalised_columns(raw * weight[:, None])
+            design = raw * weight[:, None]
+            cols, norms = normalised_columns(design)
             wtarget = target * weight
+            fit_cols, fit_target = cols[~held], wtarget[~held]
+            rescore_all = _rational_error(fit_cols, fit_target, norms, values[~held], weight[~held]) \
+                if rational else None
             picked: list[list[int]] = []
             for subset in lib.subsets(rational):
-                sub = cols if subset is None else cols[:, subset]
-                subnorms = norms if subset is None else norms[subset]
-                rescore = _rational_error(sub[~held], wtarget[~held], subnorms, values[~held], weight[~held],
-                                          subset) if rational else None
-                paths = forward_selection(sub[~held], wtarget[~held], max_rational if rational else max_terms, always=1,
-                             rescore=rescore)
+                rescore = rescore_all if subset is None or rescore_all is None else _on_subset(rescore_all, subset)
+                paths = forward_selection(fit_cols if subset is None else fit_cols[:, subset], fit_target,
+                                          max_rational if rational else max_terms, always=1, rescore=rescore)
                 if subset is not None:
                     paths = [[int(subset[k]) for k in path] for path in paths]
                 picked += [a for a in pick_size(paths, cols, wtarget, held) if a not in picked]
@@ -251,7 +261,7 @@ def _fitted(base: _Target, lib: _Library, held_all: Tensor, points: Tensor, y: T
                 coef = least_squares(cols, wtarget, active) / norms[active]
                 try:
                     scale, inner = _expression(lib.exprs, active, coef, values.shape[1], float(wtarget.norm()),
-                                               raw * weight[:, None])
+                                               design)
                     expr = base.wrap(inverse(scale, inner))
                 except (ValueError, TypeError, ZeroDivisionError, OverflowError):
                     continue
@@ -275,18 +285,21 @@ def _ranked(found: list, top: int) -> list:
     return (good + rest)[:top]
 
 
-def _rational_error(cols: Tensor, target: Tensor, norms: Tensor, values: Tensor, weight: Tensor,
-                    subset: Tensor | None = None) -> Callable[[list[int]], float]:
+def _on_subset(error: Callable[[list[int]], float], subset: Tensor) -> Callable[[list[int]], float]:
+    """``error`` of a set of all columns, for a set given as positions in ``subset``."""
+    return lambda chosen: error([int(subset[k]) for k in chosen])
+
+
+def _rational_error(cols: Tensor, target: Tensor, norms: Tensor, values: Tensor,
+                    weight: Tensor) -> Callable[[list[int]], float]:
     """For the linearised rational fit ``T = P - T Q'``: the squared error of ``P / (1 + Q')``
     itself (inf where the denominator nearly vanishes or changes sign). The linear residual
-    ``(1 + Q')(P / (1 + Q') - T)`` is small wherever ``1 + Q'`` is, so it cannot rank sets.
-    ``subset``: where ``cols`` are these columns of the full rational design (indices map back)."""
+    ``(1 + Q')(P / (1 + Q') - T)`` is small wherever ``1 + Q'`` is, so it cannot rank sets."""
     n_num = values.shape[1]
 
-    def error(chosen: list[int]) -> float:
-        coef = torch.linalg.lstsq(cols[:, chosen], target[:, None]).solution[:, 0]
-        raw = coef / norms[chosen]
-        active = chosen if subset is None else [int(subset[k]) for k in chosen]
+    def error(active: list[int]) -> float:
+        coef = least_squares(cols, target, active)
+        raw = coef / norms[active]
         num = [i for i, k in enumerate(active) if k < n_num]
         den = [i for i, k in enumerate(active) if k >= n_num]
         p = values[:, [active[i] for i in num]] @ raw[num]

@@ -49,7 +49,7 @@ def forward_selection(columns: Tensor, target: Tensor, max_terms: int, always: i
                         for v, k in zip(top.values, top.indices) if float(v) > 0]
         if step in (1, 2) and f <= pair_limit:
             gram = gram or _Gram(root)
-            for parent in before[:1 if step == 1 else pair_parents if rescore is not None else 4]:
+            for parent in before[:pair_parents if rescore is not None else 4]:  # step 1: the root alone
                 options += _pair_options(parent, gram, 4 * beam if rescore is None else 64 * beam)
         options.sort(key=lambda o: o[0])
         if rescore is not None:

@@ -4,6 +4,7 @@ sympy is imported inside the functions, so importing this module stays light.
 """
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -104,8 +105,7 @@ def nice_number(v: float, tolerance: float = 1e-6, max_denominator: int = 12, ma
     if not math.isfinite(v):
         return None
     best = None
-    for rank, base in enumerate(_BASES):
-        bv = float(sp.sympify(base))
+    for rank, (base, bv) in enumerate(_base_values()):
         q = Fraction(v / bv).limit_denominator(max_denominator)
         if abs(q.numerator) <= max_numerator and abs(float(q) * bv - v) <= tolerance * max(1.0, abs(v)):
             cost = abs(q.numerator) + q.denominator + rank
@@ -113,7 +113,14 @@ def nice_number(v: float, tolerance: float = 1e-6, max_denominator: int = 12, ma
                 best = (cost, q, base)
     if best is None:
         return None
-    return sp.Rational(best[1].numerator, best[1].denominator) * sp.sympify(best[2])
+    return sp.Rational(best[1].numerator, best[1].denominator) * best[2]
+
+
+@functools.lru_cache(maxsize=1)
+def _base_values() -> tuple:
+    """``((sympy base, its float), ...)`` for :data:`_BASES`, built once."""
+    sp = _sp()
+    return tuple((sp.sympify(b), float(sp.sympify(b))) for b in _BASES)
 
 
 def round_constants(expr, tolerance: float = 1e-6, max_denominator: int = 12):
