@@ -62,7 +62,8 @@ PROBLEMS = {
 }
 
 
-def chain(name: str, seed: int, grids=GRIDS, steps: int = 50, n: int = 1000, threads: int = 1) -> list[float]:
+def chain(name: str, seed: int, grids=GRIDS, steps: int = 50, n: int = 1000, threads: int = 1,
+          optimizer: str = "auto") -> list[float]:
     """Test RMSE after each grid of the plain calls from ``seed``."""
     torch.set_num_threads(threads)
     fn, n_var, width = PROBLEMS[name]
@@ -72,7 +73,7 @@ def chain(name: str, seed: int, grids=GRIDS, steps: int = 50, n: int = 1000, thr
     for i, g in enumerate(grids):
         if i:
             model = model.refine(g)
-        out.append(model.fit(data, steps=steps, progress=False).test_rmse[-1])
+        out.append(model.fit(data, steps=steps, optimizer=optimizer, progress=False).test_rmse[-1])
     return out
 
 
@@ -85,13 +86,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=1, help="processes (one thread each)")
     parser.add_argument("--only", help="problems whose name contains this")
+    parser.add_argument("--optimizer", default="auto", help="fit's optimizer (default: fit's default, auto)")
     args = parser.parse_args(argv)
     names = [n for n in PROBLEMS if args.only is None or args.only in n]
-    jobs = [(name, s) for name in names for s in range(args.seeds)]
+    jobs = [(name, s, GRIDS, 50, 1000, 1, args.optimizer) for name in names for s in range(args.seeds)]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        results = dict(pool.map(_chain_job, jobs))
-    print(f"seeds 0-{args.seeds - 1}, 1000/1000 points, float64, 50 L-BFGS steps per grid, defaults "
+        results = {job[:2]: ends for job, ends in pool.map(_chain_job, jobs)}
+    print(f"seeds 0-{args.seeds - 1}, 1000/1000 points, float64, 50 steps per grid, optimizer={args.optimizer!r} "
           f"({time.perf_counter() - start:.0f} s)\n")
     print("| problem | width | " + " | ".join(f"G={g} best, worst/best" for g in GRIDS) + " |")
     print("|---|---|" + "---|" * len(GRIDS))

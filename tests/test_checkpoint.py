@@ -45,7 +45,7 @@ def _same(a, b):
         assert torch.equal(sa[k], sb[k]), k
 
 
-@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lm", "adam"])
 def test_sigkill_then_resume_is_bitwise_uninterrupted(tmp_path, optimizer):
     torch.set_num_threads(1)
     ckpt = tmp_path / "run.ckpt"

@@ -48,7 +48,7 @@ def _worker(rank, world, init_file, out_dir):
         # full-batch LBFGS (one step = 20 iterations; over more steps LBFGS amplifies the last-bit
         # differences of summing gradients in another order): each rank takes half of the training set
         model = _model()
-        model.fit(_data(), steps=1, progress=False)
+        model.fit(_data(), steps=1, optimizer="lbfgs", progress=False)
         torch.save(model.state_dict(), os.path.join(out_dir, f"lb{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -63,7 +63,7 @@ def test_two_process_gloo_equals_single_process(tmp_path):
     ref_loader = _model()
     ref_loader.fit(_global_batches(), **FIT)
     ref_lbfgs = _model()
-    ref_lbfgs.fit(_data(), steps=1, progress=False)
+    ref_lbfgs.fit(_data(), steps=1, optimizer="lbfgs", progress=False)
     # the shards' gradients are summed in another order than one process sums them (float64 round-off,
     # ~1e-16); Adam steps keep that at 1e-10, one L-BFGS step (20 line-searched iterations) amplifies it
     for name, reference, atol in (("ds", ref, 1e-10), ("dl", ref_loader, 1e-10), ("lb", ref_lbfgs, 1e-8)):

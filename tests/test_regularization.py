@@ -136,7 +136,7 @@ def test_training_with_lamb_sparsifies():
     l1 = {}
     for lamb in (0.0, 1e-2):
         model = KAN([2, 3, 1], grid_size=3, seed=0, dtype=torch.float64)
-        hist = model.fit(data, steps=12, lamb=lamb, progress=False)
+        hist = model.fit(data, steps=12, lamb=lamb, optimizer="lbfgs", progress=False)
         with torch.no_grad():
             _, acts = model.forward_with_activations(data.train_input)
         l1[lamb] = float(edge_scales(acts[0].inputs, acts[0].edges)[:, 1].sum())  # edges of unused x1

@@ -56,9 +56,9 @@ def test_the_plain_start_kept_is_the_plain_run():
     result is exactly that of warm_start=False."""
     data = product_data()
     auto = KAN([2, 3, 1], grid_size=3, seed=0, dtype=torch.float64)
-    h_auto = auto.fit(data, steps=12, progress=False)
+    h_auto = auto.fit(data, steps=12, optimizer="lbfgs", progress=False)
     plain = KAN([2, 3, 1], grid_size=3, seed=0, dtype=torch.float64)
-    h_plain = plain.fit(data, steps=12, progress=False, warm_start=False)
+    h_plain = plain.fit(data, steps=12, optimizer="lbfgs", progress=False, warm_start=False)
     assert h_auto.start == "cold" and set(h_auto.start_losses) == {"cold", "warm", "warm_redrawn"}
     assert h_auto.start_losses["cold"] < min(h_auto.start_losses["warm"], h_auto.start_losses["warm_redrawn"])
     assert h_auto.train_loss == h_plain.train_loss and len(h_auto) == 12
@@ -70,11 +70,11 @@ def test_warm_start_escapes_the_folded_minimum():
     stalls near RMSE 0.6; fit keeps the warm start and lands in the good basin."""
     data = paper_data()
     model = KAN([2, 1, 1], grid_size=3, seed=0, dtype=torch.float64)
-    hist = model.fit(data, steps=40, progress=False)
+    hist = model.fit(data, steps=40, optimizer="lbfgs", progress=False)
     assert hist.start == "warm" and hist.warm_start_steps == 10 and len(hist) == 40
     assert hist.start_losses["cold"] > 0.1 and hist.test_rmse[-1] < 0.05
     stalled = KAN([2, 1, 1], grid_size=3, seed=0, dtype=torch.float64)
-    assert stalled.fit(data, steps=40, progress=False, warm_start=False).test_rmse[-1] > 0.3
+    assert stalled.fit(data, steps=40, optimizer="lbfgs", progress=False, warm_start=False).test_rmse[-1] > 0.3
 
 
 def test_seeds_agree_on_the_first_grid():
@@ -94,7 +94,8 @@ def test_second_draw_rescues_a_warm_start_in_a_worse_basin():
     where the other 18 of seeds 0-19 end)."""
     data = paper_data(1000)
     for seed in (7, 14):
-        hist = KAN([2, 1, 1], grid_size=3, seed=seed, dtype=torch.float64).fit(data, steps=50, progress=False)
+        hist = KAN([2, 1, 1], grid_size=3, seed=seed, dtype=torch.float64).fit(data, steps=50, optimizer="lbfgs",
+                                                                          progress=False)
         assert hist.start == "warm_redrawn", (seed, hist.start_losses)
         assert hist.start_losses["cold"] > 0.1 and hist.test_rmse[-1] < 1.6e-2, (seed, hist.test_rmse[-1])
 

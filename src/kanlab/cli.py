@@ -25,7 +25,7 @@ def _demo(args) -> int:
               file=sys.stderr, flush=True)
     build_extension()
     print("Grid extension on f(x, y) = exp(sin(pi x) + y^2): 1000 train / 1000 test points on [-1, 1]^2, "
-          f"float64, LBFGS {args.steps} steps per grid, seed 0")
+          f"float64, {args.steps} steps per grid of fit's default optimizer, seed 0")
     print(f"{'width':<10} {'seed':>4} {'grid':>5} {'params':>7} {'train RMSE':>11} {'test RMSE':>11} {'seconds':>8}")
     for width in ([2, 1, 1], [2, 5, 1]):
         for row in grid_extension(width, steps=args.steps, progress=not args.quiet):
@@ -72,7 +72,8 @@ def _add_fit(sub) -> None:
                    help="grid sizes: fit, refine, fit again (default 3,5,10; each at most the training rows)")
     p.add_argument("--k", type=int, default=3, help="spline order (default 3)")
     p.add_argument("--steps", type=int, default=50, help="optimizer steps per grid size (default 50)")
-    p.add_argument("--optimizer", type=str.lower, choices=["lbfgs", "adam", "adamw"], default="lbfgs")
+    p.add_argument("--optimizer", type=str.lower, choices=["auto", "lm", "lbfgs", "adam", "adamw"], default="auto",
+                   help="auto (default): Levenberg-Marquardt for small full-batch regression, else L-BFGS")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1 for lbfgs, 1e-3 for adam)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lamb", type=float, default=None,

@@ -250,7 +250,7 @@ def _metrics(model: KAN, data: Dataset, has_test: bool, kind: str, args, feature
 def _options(args, grids) -> dict:
     """The options training actually used (defaults filled in)."""
     opts = {"steps_per_grid": args.steps, "optimizer": args.optimizer,
-            "lr": args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 1e-3),
+            "lr": args.lr if args.lr is not None else {"lbfgs": 1.0, "adam": 1e-3, "adamw": 1e-3}.get(args.optimizer),
             "batch_size": args.batch_size, "lamb": _plain_lamb(args), "k": args.k, "grid_sizes": grids,
             "hidden": list(args.width), "test_size": args.test_size, "seed": args.seed, "task": args.task}
     if args.prune:

@@ -21,6 +21,7 @@ class History:
     grid_update_steps: list[int] = field(default_factory=list)
     warm_start_steps: int = 0
     start: str = ""
+    optimizer: str = ""
     start_losses: dict = field(default_factory=dict)
     seconds: float = 0.0
 

@@ -35,7 +35,7 @@ class KANMethods:
     __slots__ = ()  # a mixin: adds methods only, no state
 
     # ------------------------------------------------------------------ training
-    def fit(self, data, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
+    def fit(self, data, steps: int = 100, optimizer: str = "auto", lr: float | None = None,
             batch_size: int | None = None, loss="mse", lamb: float = 0.0, lamb_l1: float = 1.0,
             lamb_entropy: float = 2.0, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0,
             update_grid: bool = True, grid_update_num: int = 10, start_grid_update_step: int = -1,

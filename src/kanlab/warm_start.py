@@ -145,7 +145,7 @@ class ProbeRun(Protocol):
         ...
 
 
-def choose_start(run: ProbeRun, probe: int, both: bool) -> tuple[int, object, History]:
+def choose_start(run: ProbeRun, probe: int, both: bool, draws: int = 1) -> tuple[int, object, History]:
     """Probe a fresh model's start for ``probe`` steps and keep the best one.
 
     The warm start (linear read-out for ``probe // 2`` steps, then every edge free) avoids the
@@ -153,7 +153,9 @@ def choose_start(run: ProbeRun, probe: int, both: bool) -> tuple[int, object, Hi
     part for the read-out to learn) trains better from the plain start. With ``both``, fit
     runs both from the same initial parameters, and the warm start once more from a second
     draw of the initialisation, and continues the one with the lower training objective
-    (ties: warm, then cold); otherwise only the warm start. Returns the steps done, the
+    (ties: warm, then cold); otherwise only the warm start. With ``draws`` > 1 (and ``both``),
+    draws 2 .. ``draws`` of the initialisation are probed too, each from the plain and the warm
+    start (``"cold_draw2"``, ``"warm_draw2"``, ...). Returns the steps done, the
     optimizer and the History of the kept start. Any exception leaves the model as it was.
     """
     model = run.model
@@ -161,15 +163,20 @@ def choose_start(run: ProbeRun, probe: int, both: bool) -> tuple[int, object, Hi
     try:
         starts = {}
         if both:
-            history = History(start="cold")
-            opt = run.loop(0, probe, run.optimizer(), history)
-            starts["cold"] = (snapshot(model), opt, history)
+            starts["cold"] = _cold_probe(run, probe, "cold")
             model.load_state_dict(initial)
         starts["warm"] = _warm_probe(run, probe, "warm")
         if both:
             model.load_state_dict(initial)
             redraw_initialisation(model)
             starts["warm_redrawn"] = _warm_probe(run, probe, "warm_redrawn")
+            for draw in range(2, draws + 1):  # further draws: both starts from each
+                model.load_state_dict(initial)
+                redraw_initialisation(model, draw)
+                draw_state = snapshot(model)
+                starts[f"cold_draw{draw}"] = _cold_probe(run, probe, f"cold_draw{draw}")
+                model.load_state_dict(draw_state)
+                starts[f"warm_draw{draw}"] = _warm_probe(run, probe, f"warm_draw{draw}")
     except BaseException:
         model.load_state_dict(initial)
         raise
@@ -179,6 +186,14 @@ def choose_start(run: ProbeRun, probe: int, both: bool) -> tuple[int, object, Hi
     model.load_state_dict(state)
     history.start_losses = losses
     return probe, opt, history
+
+
+def _cold_probe(run: ProbeRun, probe: int, name: str) -> tuple[dict[str, Tensor], torch.optim.Optimizer, History]:
+    """``probe`` steps of the plain start from the model's current parameters: the state reached,
+    the optimizer and the History (``start = name``)."""
+    history = History(start=name)
+    opt = run.loop(0, probe, run.optimizer(), history)
+    return snapshot(run.model), opt, history
 
 
 def _warm_probe(run: ProbeRun, probe: int, name: str) -> tuple[dict[str, Tensor], torch.optim.Optimizer, History]:
@@ -195,11 +210,12 @@ def _warm_probe(run: ProbeRun, probe: int, name: str) -> tuple[dict[str, Tensor]
 
 
 @torch.no_grad()
-def redraw_initialisation(model: KAN) -> None:
-    """Re-initialise every layer of ``model`` (a fresh KAN) from a second draw derived from its
-    seed (the same distribution as the first: noisy near-zero splines, Xavier base weights);
-    masks and grids are kept. Deterministic: the same seed always gives the same redraw."""
-    gen = torch.Generator().manual_seed((model.config.seed * 1_000_003 + REDRAW_SALT) % 2**63)
+def redraw_initialisation(model: KAN, draw: int = 1) -> None:
+    """Re-initialise every layer of ``model`` (a fresh KAN) from draw number ``draw`` (1: the
+    second draw, 2: the third, ...) derived from its seed (the same distribution as the first:
+    noisy near-zero splines, Xavier base weights); masks and grids are kept. Deterministic:
+    the same seed and ``draw`` always give the same parameters."""
+    gen = torch.Generator().manual_seed((model.config.seed * 1_000_003 + REDRAW_SALT * draw) % 2**63)
     for layer in model.layers:
         mask = layer.mask.clone()
         layer.reset_parameters(gen)
