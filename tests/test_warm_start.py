@@ -142,10 +142,11 @@ def test_interrupted_probe_leaves_the_fresh_model(monkeypatch):
 
 
 @pytest.mark.slow
-def test_seed_sweep_on_the_paper_function():
-    """The full sweep of benchmarks/seed_sweep.py on exp(sin(pi x) + y^2), [2,1,1], seeds 0-9:
-    every seed within 3x of the best at every grid 3 -> 50 (measured 1.05, 1.02, 1.09, 1.20 and
-    2.89x; docs/training.md)."""
+@pytest.mark.parametrize("name", ["exp(sin(pi x) + y^2)", "exp(-2((x-0.2)^2 + y^2))", "sqrt(1 + x^2 + y^2)"])
+def test_seed_sweep(name):
+    """The full sweep of benchmarks/seed_sweep.py on the rows that meet the target, seeds 0-9:
+    every seed within 3x of the best at every grid 3 -> 50 (measured worst/best: 1.00-1.01x,
+    1.2-2.8x and 1.7-2.5x; docs/training.md)."""
     import os
     import sys
 
@@ -153,7 +154,7 @@ def test_seed_sweep_on_the_paper_function():
     from benchmarks.seed_sweep import chain
 
     grids = (3, 5, 10, 20, 50)
-    ends = [chain("exp(sin(pi x) + y^2)", seed, grids=grids) for seed in range(10)]
+    ends = [chain(name, seed, grids=grids) for seed in range(10)]
     for j, grid in enumerate(grids):
         col = [e[j] for e in ends]
         assert max(col) < 3 * min(col), (grid, col)
