@@ -134,3 +134,16 @@ def test_further_draws_are_distinct_and_deterministic():
 
     assert torch.equal(draw(2), draw(2))
     assert not torch.allclose(draw(1), draw(2)) and not torch.allclose(draw(2), draw(3))
+
+
+def test_auto_stays_on_lbfgs_for_deep_or_large_models():
+    from kanlab.levenberg import LM_MAX_DEPTH, choose_optimizer
+
+    deep = KAN([2, 2, 2, 1], grid_size=3, seed=0, dtype=torch.float64)
+    shallow = KAN([2, 2, 1], grid_size=3, seed=0, dtype=torch.float64)
+    assert deep.depth > LM_MAX_DEPTH
+    assert choose_optimizer("auto", deep, 100, False, "mse", 0.0, None) == "lbfgs"
+    assert choose_optimizer("auto", shallow, 100, False, "mse", 0.0, None) == "lm"
+    assert choose_optimizer("auto", shallow, 10**6, False, "mse", 0.0, None) == "lbfgs"  # Jacobian too big
+    assert choose_optimizer("auto", shallow, 100, True, "mse", 0.0, None) == "lbfgs"  # data-parallel
+    assert choose_optimizer("lm", deep, 100, False, "mse", 0.0, None) == "lm"  # asked for: runs

@@ -13,7 +13,7 @@ from .datasets.core import Dataset, as_dataset, is_array_tuple
 from .distributed import data_parallel
 from .fit_checks import check_batch, check_fit_args, check_loss_value, grid_samples
 from .history import History
-from .levenberg import LevenbergMarquardt, jacobian_entries, supports_structured_jacobian
+from .levenberg import LM_PROBE_DRAWS, LevenbergMarquardt, choose_optimizer
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
 from .network import snapshot
 from .optim import LBFGS
@@ -27,18 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["fit", "History", "TrainingDiverged", "OPTIMIZERS"]
 
 OPTIMIZERS = ("auto", "lm", "lbfgs", "adam", "adamw")
-
-#: "auto" picks Levenberg-Marquardt while its Jacobian has at most this many entries ...
-LM_MAX_ENTRIES = 20_000_000
-#: ... the model at most this many trainable parameters (the P x P solve per step) ...
-LM_MAX_PARAMS = 3000
-#: ... and at most this many layers: on [4, 2, 1, 1] Levenberg-Marquardt left 3 of seeds 0-9 at
-#: test RMSE 0.17-0.70 (L-BFGS: every seed near 4.5e-3 at G=3), so deeper models get L-BFGS.
-LM_MAX_DEPTH = 2
-#: Draws of the initialisation a fresh model's start probe tries with Levenberg-Marquardt (each
-#: probe costs a few LM steps; L-BFGS probes 2 draws, see kanlab.warm_start).
-LM_PROBE_DRAWS = 3
-
 
 class TrainingDiverged(FloatingPointError):
     """The loss or the parameters became NaN/inf; the model holds the last good parameters."""
@@ -59,10 +47,17 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
             ``(x, y, x_test, y_test)`` (tensors or numpy arrays), or any iterable of
             ``(input, label)`` batches (e.g. a ``torch.utils.data.DataLoader``; cycled).
             Floating inputs and labels of another dtype are cast to the model's.
-        steps: optimizer steps (an LBFGS step runs up to ``max_iter`` iterations).
-        optimizer: ``"lbfgs"`` (strong Wolfe line search, history 10), ``"adam"`` or ``"adamw"``
-            (any case).
-        lr: learning rate (default 1.0 for LBFGS, 1e-3 for Adam/AdamW).
+        steps: optimizer steps (an LBFGS step runs up to ``max_iter`` iterations, an LM step
+            one damped Gauss-Newton iteration).
+        optimizer: ``"auto"`` (default), ``"lm"`` (Levenberg-Marquardt,
+            :mod:`kanlab.levenberg`), ``"lbfgs"`` (strong Wolfe line search, history 10),
+            ``"adam"`` or ``"adamw"`` (any case). ``"auto"`` is ``"lm"`` for the squared error
+            without penalty (``lamb=0``) on one full batch on one process, without ``lr``, on
+            a KAN of at most ``LM_MAX_DEPTH`` layers, ``LM_MAX_PARAMS`` trainable parameters
+            and ``LM_MAX_ENTRIES`` Jacobian entries (:mod:`kanlab.levenberg`); ``"lbfgs"`` otherwise (History.optimizer
+            says which). With ``"lm"``, a fresh model's start probe also tries
+            ``LM_PROBE_DRAWS - 1`` further draws of the initialisation (cold and warm each).
+        lr: learning rate (default 1.0 for LBFGS, 1e-3 for Adam/AdamW; not taken by LM).
         batch_size: mini-batch size for a Dataset (None = full batch).
         loss: ``"mse"``, ``"cross_entropy"`` or ``callable(pred, label) -> scalar``.
         lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff: sparsity regularization
@@ -120,7 +115,8 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
         ddp.prepare(model, source)
     if stop_grid_update_step is None:
         stop_grid_update_step = min(50, max(1, steps // 2))
-    optimizer = _resolve_optimizer(optimizer, model, source, ddp, kind, lamb, lr)
+    n_full = source.train[0].shape[0] if source.full_batch and source.train is not None else None
+    optimizer = choose_optimizer(optimizer, model, n_full, ddp is not None, kind, lamb, lr)
     run = _Run(model, source, ddp, kind, loss_fn, optimizer, lr, weight_decay, max_iter, lamb,
                (lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff), update_grid, grid_update_num,
                (start_grid_update_step, stop_grid_update_step), eval_every)
@@ -224,7 +220,7 @@ def _step(model: KAN, opt, params, x, y, loss_fn, lamb, reg_weights, ddp, step: 
         return objective
 
     try:
-        if isinstance(opt, LevenbergMarquardt):  # squared error only, no penalty (see _resolve_optimizer)
+        if isinstance(opt, LevenbergMarquardt):  # squared error only, no penalty (see choose_optimizer)
             last["loss"], last["reg"] = opt.step(model, x, y), None
         else:
             opt.step(closure)
@@ -251,33 +247,6 @@ def _settings(args: dict) -> dict:
             "resume", "eval_every"}
     return {k: (v if v is None or isinstance(v, (bool, int, float, str)) else getattr(v, "__qualname__", repr(v)))
             for k, v in args.items() if k not in skip and not k.startswith("_")}
-
-
-def _resolve_optimizer(name: str, model: KAN, source, ddp, kind: str, lamb: float, lr) -> str:
-    """``"auto"``: Levenberg-Marquardt for a full-batch squared error without penalty and
-    without ``lr`` on a model whose Jacobian is small enough, L-BFGS otherwise. ``"lm"`` where
-    it cannot run: ValueError."""
-    params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
-    reasons = []
-    if kind != "mse":
-        reasons.append("loss='mse'")
-    if lamb > 0:
-        reasons.append("lamb=0")
-    if not source.full_batch or ddp is not None:
-        reasons.append("full-batch data on one process")
-    if not supports_structured_jacobian(model, params):
-        reasons.append("only spline parameters trainable (no symbolic edges being fitted)")
-    if name == "lm" and lr is not None:
-        raise ValueError("optimizer='lm' takes no lr (its step length comes from the damping); drop lr")
-    if name == "lm" and reasons:
-        raise ValueError(f"optimizer='lm' needs {', '.join(reasons)}; use optimizer='lbfgs'")
-    if name != "auto":
-        return name
-    if reasons or lr is not None or source.train is None:
-        return "lbfgs"
-    small = (getattr(model, "depth", 0) <= LM_MAX_DEPTH and sum(p.numel() for p in params) <= LM_MAX_PARAMS
-             and jacobian_entries(model, source.train[0].shape[0], params) <= LM_MAX_ENTRIES)
-    return "lm" if small else "lbfgs"
 
 
 def _make_optimizer(model: KAN, name: str, lr, weight_decay: float, max_iter: int):
