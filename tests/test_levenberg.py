@@ -109,8 +109,8 @@ def test_lm_trains_float32_models():
 def test_every_seed_reaches_the_same_accuracy():
     """The seed sweep, small (benchmarks/seed_sweep.py runs the full one): sqrt(1 + x^2 + y^2) on
     [2, 1, 1], seeds 0-9, grids 3 -> 5, 1000 points. With L-BFGS the worst seed ended 4.8x and
-    3.5x above the best, with Levenberg-Marquardt and one draw of the start 5.0x and 3.0x; with
-    the three draws fit probes for LM, 2.5x and 2.0x."""
+    3.5x above the best, with Levenberg-Marquardt and L-BFGS's three start candidates 5.0x and
+    3.0x; with the seven candidates fit probes for LM (two more redraws), 2.5x and 2.0x."""
     data = from_function(lambda x: torch.sqrt(1 + x[:, [0]] ** 2 + x[:, [1]] ** 2), 2, n_train=1000, n_test=1000,
                          seed=0, dtype=torch.float64)
     ends = []

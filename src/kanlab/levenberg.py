@@ -23,7 +23,7 @@ from . import splines
 from .activations import base_function
 
 __all__ = ["LevenbergMarquardt", "residual_jacobian", "supports_structured_jacobian", "jacobian_entries",
-           "choose_optimizer", "LM_MAX_ENTRIES", "LM_MAX_PARAMS", "LM_MAX_DEPTH", "LM_PROBE_DRAWS"]
+           "choose_optimizer", "LM_MAX_ENTRIES", "LM_MAX_PARAMS", "LM_MAX_DEPTH", "LM_PROBE_REDRAWS"]
 
 #: fit's ``optimizer="auto"`` picks Levenberg-Marquardt while its Jacobian has at most this many
 #: entries (samples x outputs x parameters) ...
@@ -33,9 +33,10 @@ LM_MAX_PARAMS = 3000
 #: ... and at most this many layers: on [4, 2, 1, 1] Levenberg-Marquardt ended G=3 at test RMSE
 #: 0.1-0.5 from seeds 0, 1, 4, 6 where L-BFGS reached 4.5e-3 from each, so deeper models get L-BFGS.
 LM_MAX_DEPTH = 2
-#: Draws of the initialisation a fresh model's start probe tries with Levenberg-Marquardt (each
-#: probe step costs about 10 ms on [2, 1, 1] with 1000 points; L-BFGS probes 2, kanlab.warm_start).
-LM_PROBE_DRAWS = 3
+#: Redraws of the initialisation a fresh model's start probe tries with Levenberg-Marquardt: the
+#: first (warm) as with L-BFGS, and redraws 2 and 3 from the plain and the warm start each, seven
+#: candidates in all (a probe step costs about 10 ms on [2, 1, 1] with 1000 points).
+LM_PROBE_REDRAWS = 3
 
 
 def choose_optimizer(name: str, model, n_full_batch: int | None, distributed: bool, loss_kind: str,

@@ -13,7 +13,7 @@ from .datasets.core import Dataset, as_dataset, is_array_tuple
 from .distributed import data_parallel
 from .fit_checks import check_batch, check_fit_args, check_loss_value, grid_samples
 from .history import History
-from .levenberg import LM_PROBE_DRAWS, LevenbergMarquardt, choose_optimizer
+from .levenberg import LM_PROBE_REDRAWS, LevenbergMarquardt, choose_optimizer
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
 from .network import snapshot
 from .optim import LBFGS
@@ -54,9 +54,10 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
             ``"adam"`` or ``"adamw"`` (any case). ``"auto"`` is ``"lm"`` for the squared error
             without penalty (``lamb=0``) on one full batch on one process, without ``lr``, on
             a KAN of at most ``LM_MAX_DEPTH`` layers, ``LM_MAX_PARAMS`` trainable parameters
-            and ``LM_MAX_ENTRIES`` Jacobian entries (:mod:`kanlab.levenberg`); ``"lbfgs"`` otherwise (History.optimizer
-            says which). With ``"lm"``, a fresh model's start probe also tries
-            ``LM_PROBE_DRAWS - 1`` further draws of the initialisation (cold and warm each).
+            and ``LM_MAX_ENTRIES`` Jacobian entries (:mod:`kanlab.levenberg`), ``"lbfgs"``
+            otherwise (``History.optimizer`` says which). With ``"lm"``, a fresh model's start
+            probe also tries redraws 2 .. ``LM_PROBE_REDRAWS`` of the initialisation, from the
+            plain and the warm start each.
         lr: learning rate (default 1.0 for LBFGS, 1e-3 for Adam/AdamW; not taken by LM).
         batch_size: mini-batch size for a Dataset (None = full batch).
         loss: ``"mse"``, ``"cross_entropy"`` or ``callable(pred, label) -> scalar``.
@@ -126,8 +127,8 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
         comparable = fresh and source.full_batch and ddp is None
         probe = probe_steps(model, warm_start, steps, comparable) if first == 0 else 0
         if probe:
-            draws = LM_PROBE_DRAWS if optimizer == "lm" else 1
-            first, opt, history = choose_start(run, probe, both=warm_start == "auto", draws=draws)
+            redraws = LM_PROBE_REDRAWS if optimizer == "lm" else 1
+            first, opt, history = choose_start(run, probe, both=warm_start == "auto", redraws=redraws)
             bar.update(first)
         else:
             opt, history = run.optimizer(), History()

@@ -145,7 +145,7 @@ class ProbeRun(Protocol):
         ...
 
 
-def choose_start(run: ProbeRun, probe: int, both: bool, draws: int = 1) -> tuple[int, object, History]:
+def choose_start(run: ProbeRun, probe: int, both: bool, redraws: int = 1) -> tuple[int, object, History]:
     """Probe a fresh model's start for ``probe`` steps and keep the best one.
 
     The warm start (linear read-out for ``probe // 2`` steps, then every edge free) avoids the
@@ -153,9 +153,10 @@ def choose_start(run: ProbeRun, probe: int, both: bool, draws: int = 1) -> tuple
     part for the read-out to learn) trains better from the plain start. With ``both``, fit
     runs both from the same initial parameters, and the warm start once more from a second
     draw of the initialisation, and continues the one with the lower training objective
-    (ties: warm, then cold); otherwise only the warm start. With ``draws`` > 1 (and ``both``),
-    draws 2 .. ``draws`` of the initialisation are probed too, each from the plain and the warm
-    start (``"cold_draw2"``, ``"warm_draw2"``, ...). Returns the steps done, the
+    (ties: warm, then cold); otherwise only the warm start. With ``redraws`` > 1 (and ``both``),
+    redraws 2 .. ``redraws`` of the initialisation (:func:`redraw_initialisation`) are probed
+    too, each from the plain and the warm start (``"cold_redrawn2"``, ``"warm_redrawn2"``, ...).
+    Returns the steps done, the
     optimizer and the History of the kept start. Any exception leaves the model as it was.
     """
     model = run.model
@@ -170,13 +171,13 @@ def choose_start(run: ProbeRun, probe: int, both: bool, draws: int = 1) -> tuple
             model.load_state_dict(initial)
             redraw_initialisation(model)
             starts["warm_redrawn"] = _warm_probe(run, probe, "warm_redrawn")
-            for draw in range(2, draws + 1):  # further draws: both starts from each
+            for redraw in range(2, redraws + 1):  # further redraws: both starts from each
                 model.load_state_dict(initial)
-                redraw_initialisation(model, draw)
-                draw_state = snapshot(model)
-                starts[f"cold_draw{draw}"] = _cold_probe(run, probe, f"cold_draw{draw}")
-                model.load_state_dict(draw_state)
-                starts[f"warm_draw{draw}"] = _warm_probe(run, probe, f"warm_draw{draw}")
+                redraw_initialisation(model, redraw)
+                redrawn = snapshot(model)
+                starts[f"cold_redrawn{redraw}"] = _cold_probe(run, probe, f"cold_redrawn{redraw}")
+                model.load_state_dict(redrawn)
+                starts[f"warm_redrawn{redraw}"] = _warm_probe(run, probe, f"warm_redrawn{redraw}")
     except BaseException:
         model.load_state_dict(initial)
         raise
