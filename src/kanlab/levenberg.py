@@ -96,9 +96,7 @@ def residual_jacobian(model, x: Tensor, params: list[Tensor]) -> tuple[Tensor, T
         h, inputs, pre = x.detach().requires_grad_(True), [], []
         for l in range(model.depth):
             inputs.append(h.detach())
-            y = model.layers[l](h)
-            if str(l) in model.symbolic:
-                y = y + model.symbolic[str(l)](h)
+            y = model.layer_outputs(l, h)
             pre.append(y)
             h = model.combine_nodes(l, y)
         out = h

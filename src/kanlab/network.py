@@ -208,10 +208,17 @@ class KAN(KANMethods, nn.Module):
 
         Shape: ``h`` ``(N, n_in)`` -> ``(N, n_sum + n_mult)`` of the next node layer.
         """
-        y = self.layers[l](h)  # (N, n_out)
+        return self.combine_nodes(l, self.layer_outputs(l, h))
+
+    def layer_outputs(self, l: int, h: Tensor) -> Tensor:
+        """Layer ``l``'s pre-activations: its numeric and symbolic edges summed per output.
+
+        Shape: ``h`` ``(N, n_in)`` -> ``(N, n_sum + arity * n_mult)``.
+        """
+        y = self.layers[l](h)
         if str(l) in self.symbolic:
             y = y + self.symbolic[str(l)](h)
-        return self.combine_nodes(l, y)
+        return y
 
     def combine_nodes(self, l: int, y: Tensor) -> Tensor:
         """Turn layer ``l``'s pre-activations ``(N, n_sum + arity * n_mult)`` into node
@@ -232,9 +239,7 @@ class KAN(KANMethods, nn.Module):
         h = x.reshape(-1, self.n_inputs)
         acts = []
         for l in range(self.depth):
-            y = self.layers[l](h)  # (N, n_out)
-            if str(l) in self.symbolic:
-                y = y + self.symbolic[str(l)](h)
+            y = self.layer_outputs(l, h)  # (N, n_out)
             acts.append(LayerActivations(h, y, self._edge_function(l)))
             h = self.combine_nodes(l, y)
         return h, acts

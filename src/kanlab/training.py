@@ -28,6 +28,7 @@ __all__ = ["fit", "History", "TrainingDiverged", "OPTIMIZERS"]
 
 OPTIMIZERS = ("auto", "lm", "lbfgs", "adam", "adamw")
 
+
 class TrainingDiverged(FloatingPointError):
     """The loss or the parameters became NaN/inf; the model holds the last good parameters."""
 
