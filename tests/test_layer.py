@@ -60,6 +60,25 @@ def test_refine_and_update_grid_keep_representable_function():
     assert (layer(x)[inside] - old[inside]).abs().max() <= 1e-6 * old.abs().max()
 
 
+def test_update_grid_continues_the_pieces_past_the_samples():
+    """A fine grid: its 2% margin past the samples spans whole intervals, so the outermost bases
+    see no sample. Their coefficients continue the sampled pieces: the (k + 1)-th differences
+    through them vanish, where a plain refit of the old spline leaves them whatever the old grid
+    had there."""
+    layer = KANLayer(1, 2, grid_size=150, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        layer.coef.normal_(generator=torch.Generator().manual_seed(1))  # a rough old spline
+    x = torch.empty(1000, 1, dtype=torch.float64).exponential_(generator=torch.Generator().manual_seed(0))
+    x = x / x.max() * 1.8 - 0.9  # samples inside the old grid, dense on the left, sparse on the right
+    layer.update_grid(x)
+    nb, k = layer.coef.shape[-1], layer.spline_order
+    free = int((layer.grid[0, :nb] > x.max()).sum())
+    assert free >= 1
+    diffs = torch.diff(layer.coef[:, 0], n=k + 1, dim=-1)[:, -free:]  # windows ending at the free bases
+    assert float(diffs.abs().max()) < 1e-9 * float(layer.coef.abs().max())
+    assert float(splines.bspline_basis(x, layer.grid, k)[..., -free:].abs().max()) == 0.0  # truly unsampled
+
+
 def test_refine_to_other_sizes_is_a_close_projection():
     layer = KANLayer(1, 1, grid_size=5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -103,3 +103,26 @@ def test_adaptive_grid_with_margin_stays_uniform_for_grid_eps_one():
     torch.testing.assert_close(grid[:, -4], hi + 0.05 * (hi - lo))
     mixed = splines.adaptive_grid(x, 7, 3, grid_eps=0.5, margin=0.05)  # ends are the widened range too
     torch.testing.assert_close(mixed[:, [3, -4]], grid[:, [3, -4]])
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_continue_coefficients_carries_the_polynomial_past_the_samples(order):
+    """A polynomial of degree k is a spline of order k on any grid; fit on samples in
+    [-0.6, 0.3] of a uniform grid on [-1, 1], the coefficients of the bases those samples never
+    reach are arbitrary. Continued, the spline equals the polynomial over the whole grid."""
+    grid = splines.uniform_grid(1, 10, order, dtype=torch.float64)
+    poly = lambda t: 0.7 * t ** order - 0.4 * t + 0.2  # noqa: E731
+    x = torch.linspace(-0.6, 0.3, 200, dtype=torch.float64)[:, None]
+    basis = splines.bspline_basis(x, grid, order)[:, 0]  # (200, nb)
+    reached = basis.abs().sum(0) > 0
+    coef = torch.zeros(basis.shape[1], dtype=torch.float64)
+    coef[reached] = torch.linalg.lstsq(basis[:, reached], poly(x)).solution[:, 0]
+    coef[~reached] = torch.randn(int((~reached).sum()), dtype=torch.float64)  # what earlier grids left
+    assert int((~reached).sum()) >= 4
+    everywhere = torch.linspace(-1, 1, 101, dtype=torch.float64)[:, None]
+    before = splines.coef_to_curve(everywhere, grid, coef[None, None], order)[:, 0, 0]
+    assert float((before - poly(everywhere)[:, 0]).abs().max()) > 1e-2
+    out = splines.continue_coefficients(coef[None, None], grid, x.min(0).values, x.max(0).values, order)
+    torch.testing.assert_close(out[0, 0, reached], coef[reached], rtol=0, atol=0)  # sampled ones kept
+    after = splines.coef_to_curve(everywhere, grid, out, order)[:, 0, 0]
+    torch.testing.assert_close(after, poly(everywhere)[:, 0], rtol=0, atol=1e-10)

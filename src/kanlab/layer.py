@@ -200,11 +200,14 @@ class KANLayer(nn.Module):
 
         The new grid mixes a uniform grid over the samples' range and their quantiles
         (``grid_eps``). Coefficients are refit by least squares on the samples plus points
-        filling every new interval, so the function is kept where the data lies.
+        filling every new interval, so the function is kept where the data lies; those that
+        no sample reaches (the margin beyond the samples) then continue the outermost sampled
+        pieces (:func:`kanlab.splines.continue_coefficients`).
         """
         x = self._check_samples(x, self.grid_size)
         new_grid = self._checked_grid(splines.adaptive_grid(x, self.grid_size, self.spline_order, self.grid_eps))
-        coef = self._checked_coef(splines.curve_to_coef(*self._samples(new_grid), new_grid, self.spline_order))
+        coef = splines.curve_to_coef(*self._samples(new_grid), new_grid, self.spline_order)
+        coef = self._checked_coef(splines.continue_coefficients(coef, new_grid, *x.aminmax(dim=0), self.spline_order))
         self.coef.copy_(coef)  # nothing was changed until here: a rejected update leaves the layer as it was
         self.grid.copy_(new_grid)
         self._uniform = splines.grid_is_uniform(new_grid)

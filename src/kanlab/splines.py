@@ -14,6 +14,8 @@ Conventions (used everywhere in kanlab):
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -21,6 +23,7 @@ __all__ = [
     "uniform_grid",
     "extend_grid",
     "adaptive_grid",
+    "continue_coefficients",
     "grid_is_uniform",
     "bspline_basis",
     "bspline_levels",
@@ -231,6 +234,36 @@ def interp_rows(points: Tensor, n: int) -> Tensor:
     lo = pos.floor().long().clamp(max=p - 2)
     frac = pos - lo.to(points.dtype)
     return points[:, lo] * (1 - frac) + points[:, lo + 1] * frac
+
+
+def continue_coefficients(coef: Tensor, grid: Tensor, lo: Tensor, hi: Tensor, spline_order: int) -> Tensor:
+    """Coefficients whose bases no sample in ``[lo_i, hi_i]`` reaches, set to continue the spline
+    past the samples: the ``(k + 1)``-th differences of every edge's coefficients vanish there,
+    so on a uniform grid the polynomial piece of the outermost sampled interval carries on
+    unchanged through the unsampled intervals (on other grids it is the same recurrence, a
+    smooth continuation). The samples cannot tell what those coefficients should be, so
+    otherwise they keep whatever earlier grids left, and points just beyond the samples (a test
+    set) meet a different polynomial. Coefficients any sample reaches are kept, so the function
+    at the samples does not change. Inputs with fewer than ``k + 1`` sampled coefficients are
+    left as they are.
+
+    Shape: ``coef`` ``(n_out, n_in, nb)``, ``grid`` ``(n_in, nb + k + 1)``, ``lo``, ``hi``
+    ``(n_in,)`` -> ``(n_out, n_in, nb)``.
+    """
+    k, nb = spline_order, coef.shape[-1]
+    weights = [(-1) ** (r + 1) * math.comb(k + 1, r) for r in range(1, k + 2)]  # c_m from c_{m-1..m-k-1}
+    below = (grid[:, k + 1:] <= lo[:, None]).sum(dim=1).tolist()  # bases ending at or before lo
+    above = (grid[:, :nb] > hi[:, None]).sum(dim=1).tolist()  # bases starting after hi
+    out = coef.clone()
+    for i, (n_lo, n_hi) in enumerate(zip(below, above)):
+        if (n_lo == 0 and n_hi == 0) or nb - n_lo - n_hi < k + 1:
+            continue
+        c = out[:, i]  # (n_out, nb), a view
+        for m in range(nb - n_hi, nb):
+            c[:, m] = sum(w * c[:, m - r] for r, w in enumerate(weights, start=1))
+        for m in range(n_lo - 1, -1, -1):
+            c[:, m] = sum(w * c[:, m + r] for r, w in enumerate(weights, start=1))
+    return out
 
 
 def _nonzero(d: Tensor) -> Tensor:
