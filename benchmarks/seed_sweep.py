@@ -49,6 +49,10 @@ def _product(x):
     return x[:, [0]] * x[:, [1]]
 
 
+def _deep(x):
+    return torch.tanh(2 * torch.sqrt(1 + x[:, [0]] ** 2 + x[:, [1]] ** 2) - 2)
+
+
 def _four(x):
     return torch.exp(0.5 * (torch.sin(math.pi * (x[:, [0]] ** 2 + x[:, [1]] ** 2))
                             + torch.sin(math.pi * (x[:, [2]] ** 2 + x[:, [3]] ** 2))))
@@ -64,6 +68,7 @@ PROBLEMS = {
     "sin(3x) exp(x)": (_wave, 1, [1, 3, 1]),
     "x y": (_product, 2, [2, 2, 1]),
     "exp((sin(pi(x1^2+x2^2)) + sin(pi(x3^2+x4^2)))/2)": (_four, 4, [4, 2, 1, 1]),
+    "tanh(2 sqrt(1 + x^2 + y^2) - 2)": (_deep, 2, [2, 1, 1, 1]),
 }
 
 

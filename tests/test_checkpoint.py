@@ -119,6 +119,26 @@ def test_resume_extends_a_finished_run(tmp_path):
     _same(model2, ref)
 
 
+def test_resume_keeps_the_optimizer_auto_chose(tmp_path):
+    """auto gives a fresh deep KAN L-BFGS and a trained one Levenberg-Marquardt; a resumed run
+    (its model is no longer fresh) must go on with what the first part chose."""
+    torch.set_num_threads(1)
+
+    def run(steps, **extra):
+        data = kanlab.datasets.from_function(lambda x: torch.sin(3 * x[:, :1]) * x[:, 1:], n_var=2,
+                                             n_train=64, n_test=16, seed=3, dtype=torch.float64)
+        model = KAN([2, 2, 1, 1], grid_size=3, seed=1, dtype=torch.float64)
+        hist = model.fit(data, steps=steps, warm_start=False, update_grid=False, progress=False, max_iter=4,
+                         **extra)
+        return model, hist
+
+    _, first = run(4, checkpoint=tmp_path / "c.ckpt")
+    resumed, hist = run(8, resume=tmp_path / "c.ckpt")
+    ref, ref_hist = run(8)
+    assert first.optimizer == hist.optimizer == ref_hist.optimizer == "lbfgs"
+    _same(resumed, ref)
+
+
 class _InterruptAt:
     """A loss that raises KeyboardInterrupt at its ``at``-th call (counting calls)."""
 

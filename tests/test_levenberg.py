@@ -136,13 +136,32 @@ def test_further_draws_are_distinct_and_deterministic():
     assert not torch.allclose(draw(1), draw(2)) and not torch.allclose(draw(2), draw(3))
 
 
-def test_auto_stays_on_lbfgs_for_deep_or_large_models():
+def test_auto_on_a_deep_model_probes_seven_starts_then_switches_to_lm():
+    """[2, 1, 1, 1] represents tanh(2 sqrt(1 + x^2 + y^2) - 2) exactly. From seed 8 the first fit
+    (auto: L-BFGS, the model is fresh and deep) needs the seven-candidate probe: with the three an
+    explicit 'lbfgs' probes, it stalls at test RMSE 0.13. The refined model's fit is LM."""
+    data = from_function(lambda x: torch.tanh(2 * torch.sqrt(1 + x[:, :1] ** 2 + x[:, 1:] ** 2) - 2), n_var=2,
+                         n_train=400, n_test=400, seed=0, dtype=torch.float64)
+    ends = {}
+    for optimizer in ("auto", "lbfgs"):
+        model = KAN([2, 1, 1, 1], grid_size=3, seed=8, dtype=torch.float64)
+        first = model.fit(data, steps=50, optimizer=optimizer, progress=False)
+        assert first.optimizer == "lbfgs" and len(first.start_losses) == (7 if optimizer == "auto" else 3)
+        second = model.refine(5).fit(data, steps=50, progress=False)
+        assert second.optimizer == "lm"
+        ends[optimizer] = (first.test_rmse[-1], second.test_rmse[-1])
+    assert ends["auto"][0] < 1e-3 and ends["auto"][1] < 3e-5
+    assert ends["lbfgs"][0] > 5e-2  # the stall the further draws avoid
+
+
+def test_auto_stays_on_lbfgs_for_fresh_deep_or_large_models():
     from kanlab.levenberg import LM_MAX_DEPTH, choose_optimizer
 
     deep = KAN([2, 2, 2, 1], grid_size=3, seed=0, dtype=torch.float64)
     shallow = KAN([2, 2, 1], grid_size=3, seed=0, dtype=torch.float64)
     assert deep.depth > LM_MAX_DEPTH
-    assert choose_optimizer("auto", deep, 100, False, "mse", 0.0, None) == "lbfgs"
+    assert choose_optimizer("auto", deep, 100, False, "mse", 0.0, None) == "lbfgs"  # fresh and deep
+    assert choose_optimizer("auto", deep.refine(5), 100, False, "mse", 0.0, None) == "lm"  # a trained one
     assert choose_optimizer("auto", shallow, 100, False, "mse", 0.0, None) == "lm"
     assert choose_optimizer("auto", shallow, 10**6, False, "mse", 0.0, None) == "lbfgs"  # Jacobian too big
     assert choose_optimizer("auto", shallow, 100, True, "mse", 0.0, None) == "lbfgs"  # data-parallel

@@ -142,11 +142,12 @@ def test_interrupted_probe_leaves_the_fresh_model(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["exp(sin(pi x) + y^2)", "exp(-2((x-0.2)^2 + y^2))", "sqrt(1 + x^2 + y^2)"])
+@pytest.mark.parametrize("name", ["exp(sin(pi x) + y^2)", "exp(-2((x-0.2)^2 + y^2))", "sqrt(1 + x^2 + y^2)",
+                                  "exp((sin(pi(x1^2+x2^2)) + sin(pi(x3^2+x4^2)))/2)"])
 def test_seed_sweep(name):
     """The full sweep of benchmarks/seed_sweep.py on the rows that meet the target, seeds 0-9:
     every seed within 3x of the best at every grid 3 -> 50 (measured worst/best: 1.00-1.01x,
-    1.2-2.8x and 1.7-2.5x; docs/training.md)."""
+    1.2-2.8x, 1.7-2.5x and, on [4, 2, 1, 1], 1.2-2.0x; docs/training.md)."""
     import os
     import sys
 

@@ -13,7 +13,7 @@ from .datasets.core import Dataset, as_dataset, is_array_tuple
 from .distributed import data_parallel
 from .fit_checks import check_batch, check_fit_args, check_loss_value, grid_samples
 from .history import History
-from .levenberg import LM_PROBE_REDRAWS, LevenbergMarquardt, choose_optimizer
+from .levenberg import LevenbergMarquardt, choose_optimizer, probe_redraws
 from .losses import check_labels, evaluate, prepare_labels, resolve_loss
 from .network import snapshot
 from .optim import LBFGS
@@ -54,11 +54,12 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
             :mod:`kanlab.levenberg`), ``"lbfgs"`` (strong Wolfe line search, history 10),
             ``"adam"`` or ``"adamw"`` (any case). ``"auto"`` is ``"lm"`` for the squared error
             without penalty (``lamb=0``) on one full batch on one process, without ``lr``, on
-            a KAN of at most ``LM_MAX_DEPTH`` layers, ``LM_MAX_PARAMS`` trainable parameters
-            and ``LM_MAX_ENTRIES`` Jacobian entries (:mod:`kanlab.levenberg`), ``"lbfgs"``
-            otherwise (``History.optimizer`` says which). With ``"lm"``, a fresh model's start
-            probe also tries redraws 2 .. ``LM_PROBE_REDRAWS`` of the initialisation, from the
-            plain and the warm start each.
+            a KAN of at most ``LM_MAX_PARAMS`` trainable parameters and ``LM_MAX_ENTRIES``
+            Jacobian entries that is either trained already or at most ``LM_MAX_DEPTH`` layers
+            deep (:mod:`kanlab.levenberg`), ``"lbfgs"`` otherwise (``History.optimizer`` says
+            which). Where Levenberg-Marquardt runs (or will, once a fresh deep model is
+            trained), a fresh model's start probe also tries redraws 2 .. ``LM_PROBE_REDRAWS``
+            of the initialisation, from the plain and the warm start each.
         lr: learning rate (default 1.0 for LBFGS, 1e-3 for Adam/AdamW; not taken by LM).
         batch_size: mini-batch size for a Dataset (None = full batch).
         loss: ``"mse"``, ``"cross_entropy"`` or ``callable(pred, label) -> scalar``.
@@ -118,7 +119,10 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
     if stop_grid_update_step is None:
         stop_grid_update_step = min(50, max(1, steps // 2))
     n_full = source.train[0].shape[0] if source.full_batch and source.train is not None else None
-    optimizer = choose_optimizer(optimizer, model, n_full, ddp is not None, kind, lamb, lr)
+    redraws = probe_redraws(optimizer, model, n_full, ddp is not None, kind, lamb, lr)
+    # a resumed run keeps the optimizer its first part chose (auto's choice depends on is_fresh)
+    optimizer = (ckpt.history_value("optimizer", None)
+                 or choose_optimizer(optimizer, model, n_full, ddp is not None, kind, lamb, lr))
     run = _Run(model, source, ddp, kind, loss_fn, optimizer, lr, weight_decay, max_iter, lamb,
                (lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff), update_grid, grid_update_num,
                (start_grid_update_step, stop_grid_update_step), eval_every)
@@ -128,7 +132,6 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
         comparable = fresh and source.full_batch and ddp is None
         probe = probe_steps(model, warm_start, steps, comparable) if first == 0 else 0
         if probe:
-            redraws = LM_PROBE_REDRAWS if optimizer == "lm" else 1
             first, opt, history = choose_start(run, probe, both=warm_start == "auto", redraws=redraws)
             bar.update(first)
         else:
