@@ -120,9 +120,9 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
         stop_grid_update_step = min(50, max(1, steps // 2))
     n_full = source.train[0].shape[0] if source.full_batch and source.train is not None else None
     redraws = probe_redraws(optimizer, model, n_full, ddp is not None, kind, lamb, lr)
-    # a resumed run keeps the optimizer its first part chose (auto's choice depends on is_fresh)
+    # a resumed run keeps the optimizer its first part chose (auto's choice depends on freshness)
     optimizer = (ckpt.history_value("optimizer", None)
-                 or choose_optimizer(optimizer, model, n_full, ddp is not None, kind, lamb, lr))
+                 or choose_optimizer(optimizer, model, n_full, ddp is not None, kind, lamb, lr, fresh=fresh))
     run = _Run(model, source, ddp, kind, loss_fn, optimizer, lr, weight_decay, max_iter, lamb,
                (lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff), update_grid, grid_update_num,
                (start_grid_update_step, stop_grid_update_step), eval_every)
