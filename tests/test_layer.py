@@ -118,6 +118,17 @@ def test_wrong_input_width():
         layer(torch.zeros(5, 3, dtype=torch.long))
 
 
+def test_input_of_another_dtype_is_named_not_a_torch_error():
+    layer = KANLayer(2, 3, generator=torch.Generator().manual_seed(0))  # float32
+    x = torch.rand(5, 2, dtype=torch.float64)
+    named = r"x has dtype torch.float64 but the model's parameters have dtype torch.float32"
+    for call in (layer, layer.edges, layer.update_grid):
+        with pytest.raises(TypeError, match=named):
+            call(x)
+    # array inputs are converted to the layer's dtype, as the network does
+    assert torch.equal(layer(x.numpy()), layer(x.float()))
+
+
 def test_state_dict_round_trip_restores_uniform_flag():
     layer = KANLayer(2, 2, grid_eps=0.02, generator=torch.Generator().manual_seed(0))
     layer.update_grid(torch.randn(100, 2))  # a non-uniform grid

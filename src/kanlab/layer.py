@@ -8,7 +8,15 @@ from torch import Tensor, nn
 
 from . import kernels, splines
 from .activations import base_function
-from .validation import check_dtype, check_finite, check_float, check_grid_range, check_input, check_int, check_memory
+from .validation import (
+    as_model_input,
+    check_dtype,
+    check_finite,
+    check_float,
+    check_grid_range,
+    check_int,
+    check_memory,
+)
 
 __all__ = ["KANLayer", "estimate_layer_bytes"]
 
@@ -159,7 +167,7 @@ class KANLayer(nn.Module):
         Shape:
             ``x`` ``(..., in_features)`` -> ``(..., out_features)``.
         """
-        check_input(x, self.in_features, "x")
+        x = as_model_input(x, self.in_features, self.coef, "x")
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.in_features)  # (N, n_in)
         y = kernels.kan_linear(flat, self.grid, self.coef, self.scale_base * self.mask,
@@ -176,7 +184,7 @@ class KANLayer(nn.Module):
         Shape:
             ``x`` ``(..., n_in)`` -> ``(N, n_out, n_in)`` with ``N`` the product of the leading dims.
         """
-        check_input(x, self.in_features, "x")
+        x = as_model_input(x, self.in_features, self.coef, "x")
         return kernels.kan_edges_reference(x.reshape(-1, self.in_features), self.grid, self.coef,
                                            self.scale_base * self.mask,
                                            self.scale_spline * self.mask, self.spline_order,
@@ -214,8 +222,7 @@ class KANLayer(nn.Module):
 
     def _check_samples(self, x: Tensor, grid_size: int) -> Tensor:
         """``x`` as ``(N, n_in)``: finite, at least 2 samples, and a fit on it that fits in memory."""
-        check_input(x, self.in_features, "x")
-        x = x.reshape(-1, self.in_features)
+        x = as_model_input(x, self.in_features, self.coef, "x").reshape(-1, self.in_features)
         if x.shape[0] < 2:
             raise ValueError(f"update_grid needs at least 2 samples in x, got {x.shape[0]}")
         check_finite(x, "x")
