@@ -1,6 +1,7 @@
 """Does training depend on the seed? The plain calls from seeds 0-9, grid by grid.
 
-Run ``python benchmarks/seed_sweep.py [--jobs 2] [--seeds 10] [--only expsin]``. For each
+Run ``python benchmarks/seed_sweep.py [--jobs 2] [--seeds 10] [--first-seed 0] [--only expsin]``
+(``--first-seed 10`` runs seeds 10-19, a check that a change did not just suit seeds 0-9). For each
 problem: 1000 training / 1000 test points on [-1, 1]^d (float64), ``KAN(width,
 grid_size=3, seed=s)``, ``fit(data, steps=50)``, then ``model.refine(G)`` and ``fit(data,
 steps=50)`` for G = 5, 10, 20, 50: nothing but the defaults. It prints, per problem and
@@ -94,21 +95,23 @@ def _chain_job(args):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one")
     parser.add_argument("--jobs", type=int, default=1, help="processes (one thread each)")
     parser.add_argument("--only", help="problems whose name contains this")
     parser.add_argument("--optimizer", default="auto", help="fit's optimizer (default: fit's default, auto)")
     args = parser.parse_args(argv)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     names = [n for n in PROBLEMS if args.only is None or args.only in n]
-    jobs = [(name, s, GRIDS, 50, 1000, 1, args.optimizer) for name in names for s in range(args.seeds)]
+    jobs = [(name, s, GRIDS, 50, 1000, 1, args.optimizer) for name in names for s in seeds]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         results = {job[:2]: ends for job, ends in pool.map(_chain_job, jobs)}
-    print(f"seeds 0-{args.seeds - 1}, 1000/1000 points, float64, 50 steps per grid, optimizer={args.optimizer!r} "
+    print(f"seeds {seeds[0]}-{seeds[-1]}, 1000/1000 points, float64, 50 steps per grid, optimizer={args.optimizer!r} "
           f"({time.perf_counter() - start:.0f} s)\n")
     print("| problem | width | " + " | ".join(f"G={g} best, worst/best" for g in GRIDS) + " |")
     print("|---|---|" + "---|" * len(GRIDS))
     for name in names:
-        rows = [results[(name, s)] for s in range(args.seeds)]
+        rows = [results[(name, s)] for s in seeds]
         cells = []
         for j in range(len(GRIDS)):
             col = [r[j] for r in rows]
@@ -116,7 +119,7 @@ def main(argv=None) -> None:
         print(f"| {name} | {PROBLEMS[name][2]} | " + " | ".join(cells) + " |")
     print("\nfinal test RMSE per seed:")
     for name in names:
-        print(f"- {name}: " + ", ".join(f"{results[(name, s)][-1]:.2e}" for s in range(args.seeds)))
+        print(f"- {name}: " + ", ".join(f"{results[(name, s)][-1]:.2e}" for s in seeds))
 
 
 if __name__ == "__main__":
