@@ -100,6 +100,8 @@ def main(argv=None) -> None:
     parser.add_argument("--only", help="problems whose name contains this")
     parser.add_argument("--optimizer", default="auto", help="fit's optimizer (default: fit's default, auto)")
     args = parser.parse_args(argv)
+    if args.seeds < 1 or args.first_seed < 0:
+        parser.error("--seeds must be at least 1 and --first-seed at least 0")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     names = [n for n in PROBLEMS if args.only is None or args.only in n]
     jobs = [(name, s, GRIDS, 50, 1000, 1, args.optimizer) for name in names for s in seeds]

@@ -162,7 +162,8 @@ class KANLayer(nn.Module):
         """The layer's output ``y_o = sum_i phi_{o,i}(x_i)`` through the fastest available kernel.
 
         Args:
-            x: inputs, with the model's dtype and device.
+            x: inputs; arrays are converted to the parameters' dtype and device, a tensor of
+                another dtype or device is a TypeError that names both.
 
         Shape:
             ``x`` ``(..., in_features)`` -> ``(..., out_features)``.
