@@ -87,6 +87,20 @@ def test_seeds_agree_on_the_first_grid():
     assert max(ends) < 3 * min(ends), ends
 
 
+def test_long_probes_put_every_seed_in_the_good_basin_of_the_first_grid():
+    """exp(-2((x-0.2)^2 + y^2)) on [2, 1, 1], seeds 0-9, G=3, 1000 points: with the seven
+    candidates compared after 20 steps the worst seed ended 4.3x above the best (test RMSE 9.1e-5
+    against 3.9e-4); compared after 40 of the 50 steps, within 1.8x."""
+    data = from_function(lambda x: torch.exp(-2 * ((x[:, [0]] - 0.2) ** 2 + x[:, [1]] ** 2)), 2, n_train=1000,
+                         n_test=1000, seed=0, dtype=torch.float64)
+    ends = []
+    for seed in range(10):
+        hist = KAN([2, 1, 1], grid_size=3, seed=seed, dtype=torch.float64).fit(data, steps=50, progress=False)
+        assert hist.optimizer == "lm" and len(hist.start_losses) == 7 and len(hist) == 50
+        ends.append(hist.test_rmse[-1])
+    assert max(ends) < 3 * min(ends), ends
+
+
 def test_second_draw_rescues_a_warm_start_in_a_worse_basin():
     """Seeds 7 and 14 on exp(sin(pi x) + y^2), [2,1,1]: the plain start folds (objective ~0.44)
     and the warm start from the first draw lands in a worse basin (test RMSE 2.3e-2 and 7.7e-2
@@ -143,11 +157,14 @@ def test_interrupted_probe_leaves_the_fresh_model(monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["exp(sin(pi x) + y^2)", "exp(-2((x-0.2)^2 + y^2))", "sqrt(1 + x^2 + y^2)",
-                                  "exp((sin(pi(x1^2+x2^2)) + sin(pi(x3^2+x4^2)))/2)"])
+                                  "exp(sin(pi x)/2 + y^2/2 + tanh z)",
+                                  "exp((sin(pi(x1^2+x2^2)) + sin(pi(x3^2+x4^2)))/2)",
+                                  "tanh(2 sqrt(1 + x^2 + y^2) - 2)"])
 def test_seed_sweep(name):
     """The full sweep of benchmarks/seed_sweep.py on the rows that meet the target, seeds 0-9:
     every seed within 3x of the best at every grid 3 -> 50 (measured worst/best: 1.00-1.01x,
-    1.2-2.8x, 1.7-2.5x and, on [4, 2, 1, 1], 1.2-2.0x; docs/training.md)."""
+    1.2-2.0x, 1.7-2.4x, 1.01-2.7x, on [4, 2, 1, 1] 1.2-2.0x and on [2, 1, 1, 1] 1.9-2.3x;
+    docs/training.md)."""
     import os
     import sys
 

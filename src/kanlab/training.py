@@ -59,7 +59,8 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
             deep (:mod:`kanlab.levenberg`), ``"lbfgs"`` otherwise (``History.optimizer`` says
             which). Where Levenberg-Marquardt runs (or will, once a fresh deep model is
             trained), a fresh model's start probe also tries redraws 2 .. ``LM_PROBE_REDRAWS``
-            of the initialisation, from the plain and the warm start each.
+            of the initialisation, from the plain and the warm start each, and every candidate
+            runs all but the last fifth of ``steps`` before fit keeps one (``warm_start``).
         lr: learning rate (default 1.0 for LBFGS, 1e-3 for Adam/AdamW; not taken by LM).
         batch_size: mini-batch size for a Dataset (None = full batch).
         loss: ``"mse"``, ``"cross_entropy"`` or ``callable(pred, label) -> scalar``.
@@ -87,13 +88,14 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
             its random hidden features before they mean anything and can fold into a local
             minimum (:mod:`kanlab.warm_start`). With ``"auto"``, the first fit of a model that
             has never been trained (:meth:`KAN.is_fresh`, full-batch data) tries three starts
-            for ``min(20, steps // 2)`` steps each: the plain start and the warm start (the
+            for ``min(20, steps // 2)`` steps each (seven for all but the last fifth of ``steps``
+            where Levenberg-Marquardt runs, see ``optimizer``): the plain start and the warm start (the
             last layer held linear for the first half of the probe, so the layers below learn
             features for a linear read-out first) from the same initial parameters, and the
             warm start from a second draw of the initialisation; it continues the one with the
             lower training objective. The History says which (``start`` = ``"cold"``,
             ``"warm"`` or ``"warm_redrawn"``, ``start_losses``, ``warm_start_steps``); the total
-            number of steps is ``steps`` plus the two discarded probes'. True: the warm start alone (any data);
+            number of steps is ``steps`` plus the discarded probes'. True: the warm start alone (any data);
             False: the plain start. Callbacks and checkpoints see the steps after the probe.
 
     A grid update that falls on a batch with fewer than 2 samples (a DataLoader's short last
@@ -130,7 +132,7 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
     bar = _progress(steps, progress and (ddp is None or ddp.rank == 0))
     try:
         comparable = fresh and source.full_batch and ddp is None
-        probe = probe_steps(model, warm_start, steps, comparable) if first == 0 else 0
+        probe = probe_steps(model, warm_start, steps, comparable, long=redraws > 1) if first == 0 else 0
         if probe:
             first, opt, history = choose_start(run, probe, both=warm_start == "auto", redraws=redraws)
             bar.update(first)

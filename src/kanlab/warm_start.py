@@ -28,6 +28,7 @@ three.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -44,23 +45,30 @@ __all__ = ["LinearReadout", "choose_start", "probe_steps", "redraw_initialisatio
 
 # Steps each start is tried for before fit keeps the better one (at most half of a fit's steps).
 PROBE_STEPS = 20
+# With ``long`` probes (the seven candidates of small unpenalised fits) every start runs all but
+# this share of the fit's steps, so the candidates are compared near where their fits converge.
+LONG_PROBE_TAIL = 0.2
 # Mixed into the model's seed for the second draw of the warm start's initialisation.
 REDRAW_SALT = 0x5DEECE66D
 
 
-def probe_steps(model, mode, steps: int, comparable: bool) -> int:
+def probe_steps(model, mode, steps: int, comparable: bool, long: bool = False) -> int:
     """How many steps the start of a fit is probed for (0: no warm start).
 
     ``mode`` True: a warm start (on any KAN with a hidden layer; other modules never); ``"auto"``: on a model
     that has never been trained (:meth:`KAN.is_fresh`), when starts can be compared
     (``comparable``: full-batch data, one process). The warm probe spends half of its steps
-    with the linear read-out.
+    with the linear read-out. A probe runs ``min(PROBE_STEPS, steps // 2)`` steps, or with
+    ``long`` (and ``mode == "auto"``) all but ``LONG_PROBE_TAIL`` of ``steps``.
     """
     if mode is False or not hasattr(model, "symbolic") or model.depth < 2 or str(model.depth - 1) in model.symbolic:
         return 0
     if mode == "auto" and not (comparable and model.is_fresh()):
         return 0
-    probe = min(PROBE_STEPS, steps // 2)
+    if long and mode == "auto":
+        probe = steps - max(1, math.ceil(LONG_PROBE_TAIL * steps))
+    else:
+        probe = min(PROBE_STEPS, steps // 2)
     return probe if probe >= 2 else 0
 
 
