@@ -88,15 +88,16 @@ def fit(model: KAN, data, steps: int = 100, optimizer: str = "auto", lr: float |
             its random hidden features before they mean anything and can fold into a local
             minimum (:mod:`kanlab.warm_start`). With ``"auto"``, the first fit of a model that
             has never been trained (:meth:`KAN.is_fresh`, full-batch data) tries three starts
-            for ``min(20, steps // 2)`` steps each (seven for all but the last fifth of ``steps``
-            where Levenberg-Marquardt runs, see ``optimizer``): the plain start and the warm start (the
-            last layer held linear for the first half of the probe, so the layers below learn
-            features for a linear read-out first) from the same initial parameters, and the
-            warm start from a second draw of the initialisation; it continues the one with the
-            lower training objective. The History says which (``start`` = ``"cold"``,
-            ``"warm"`` or ``"warm_redrawn"``, ``start_losses``, ``warm_start_steps``); the total
-            number of steps is ``steps`` plus the discarded probes'. True: the warm start alone (any data);
-            False: the plain start. Callbacks and checkpoints see the steps after the probe.
+            for ``min(20, steps // 2)`` steps each (where Levenberg-Marquardt runs, seven starts
+            for all but the last fifth of ``steps``; see ``optimizer``): the plain start and the
+            warm start (the last layer held linear for the first half of the probe, so the
+            layers below learn features for a linear read-out first) from the same initial
+            parameters, and the warm start from a second draw of the initialisation; it
+            continues the one with the lower training objective. The History says which
+            (``start`` = ``"cold"``, ``"warm"``, ``"warm_redrawn"``, ...; ``start_losses``,
+            ``warm_start_steps``); the total number of steps is ``steps`` plus the discarded
+            probes'. True: the warm start alone (any data); False: the plain start. Callbacks
+            and checkpoints see the steps after the probe.
 
     A grid update that falls on a batch with fewer than 2 samples (a DataLoader's short last
     batch) uses the last batch that had 2 or more. An exception or KeyboardInterrupt during a
